@@ -3,10 +3,28 @@
  * that define them, and small utilities a plugin needs. Plugins import this module only
  * (`import { defineTool, z } from "arpo-lab";`).
  *
+ * @example A plugin module: its default export is the factory a `define*` helper builds
+ * ```ts
+ * import { defineTool, z } from "arpo-lab";
+ *
+ * const reverse = defineTool({
+ *   description: "reverses text",
+ *   options: z.object({ tag: z.string().default("reverse") }).strict(),
+ *   create: (o) => ({
+ *     tag: o.tag,
+ *     description: "the body, reversed",
+ *     deterministic: true,
+ *     call: (input) => [...input].reverse().join(""),
+ *   }),
+ * });
+ * // export default reverse;
+ * ```
+ *
  * @module
  */
 export {
   type Benchmark,
+  type BenchmarkDefinition,
   type ChatMessage,
   defineBenchmark,
   defineReward,
@@ -17,14 +35,17 @@ export {
   type PluginContext,
   type PluginFactory,
   type PluginKind,
+  type PluginOf,
   PluginOptionsError,
   type Reward,
+  type RewardDefinition,
   type RewardResult,
   type RewardSample,
   type Task,
   type Tool,
   type ToolCallContext,
   type ToolCallRecord,
+  type ToolDefinition,
 } from "./src/plugin/contracts.ts";
 export { type KeyPart, Stream, stream } from "./src/rng.ts";
 export { sha256 } from "./src/store/hash.ts";

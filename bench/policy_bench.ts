@@ -19,7 +19,7 @@ import type { DecoderConfig } from "../src/model/config.ts";
 import { parameterCount } from "../src/model/config.ts";
 import { initModel, saveModel } from "../src/model/load.ts";
 import { OnnxPolicy } from "../src/policy/onnx_policy.ts";
-import type { TokenizerLike } from "../src/policy/types.ts";
+import type { TokenizerLike } from "../src/model/tokenizer.ts";
 import { stream } from "../src/rng.ts";
 import type { ort } from "../src/onnx/session.ts";
 

@@ -14,7 +14,7 @@ import { parseArgs } from "node:util";
 import type { DecoderConfig } from "../src/model/config.ts";
 import { initModel } from "../src/model/load.ts";
 import { OnnxPolicy } from "../src/policy/onnx_policy.ts";
-import { resolveRolloutConfig, type RolloutConfigInput, runRollout } from "../src/rollout/mod.ts";
+import { parseRolloutConfig, runRollout } from "../src/rollout/mod.ts";
 import { stream } from "../src/rng.ts";
 import { createToolRuntime } from "../src/tools/runtime.ts";
 import { resolveSandbox } from "../src/tools/sandbox.ts";
@@ -22,6 +22,9 @@ import type { Tool } from "../src/plugin/contracts.ts";
 import python from "../plugins/tools/python.ts";
 import { testContext } from "../tests/fixtures/tools/context.ts";
 import { protocolTokenizer } from "../tests/fixtures/rollout/protocol_tokenizer.ts";
+
+/** A partial `rollout:` block (the rl stage's defaults fill the rest). */
+type RolloutInput = Parameters<typeof parseRolloutConfig>[0];
 
 const CONFIG: DecoderConfig = {
   architecture: "qwen2",
@@ -74,7 +77,7 @@ export interface RolloutBenchResult {
 
 export async function benchRollout(
   name: string,
-  cfg: RolloutConfigInput,
+  cfg: RolloutInput,
   o: { questions: number; maxTokens: number; threads: number },
 ): Promise<RolloutBenchResult> {
   const model = initModel(CONFIG, "rollout-bench");
@@ -86,7 +89,7 @@ export async function benchRollout(
     maxOutputChars: 200,
   });
   try {
-    const config = resolveRolloutConfig(cfg, { max_tokens: o.maxTokens, max_tool_calls: 3 });
+    const config = parseRolloutConfig(cfg, { max_tokens: o.maxTokens, max_tool_calls: 3 });
     const requests = Array.from({ length: o.questions }, (_, i) => ({
       task: { id: `q${i}`, prompt: "", answers: [] },
       promptTokens: policy.tokenizer.encode(`question ${i}: compute the value. `.repeat(6)),
@@ -116,7 +119,7 @@ export async function benchRollout(
   }
 }
 
-export const ALGORITHMS: [string, RolloutConfigInput][] = [
+export const ALGORITHMS: [string, RolloutInput][] = [
   ["arpo (reference, M=8, N=4)", { algorithm: "arpo", mode: "reference", rollouts: 8, initial: 4 }],
   ["arpo (paper, M=8, N=4)", {
     algorithm: "arpo",

@@ -44,14 +44,29 @@ export function philox4x32(
   return [c0, c1, c2, c3];
 }
 
+/** One element of a stream's key path: a seed, a purpose, an id. */
 export type KeyPart = string | number;
 
 /**
  * A keyed stream. The key path is hashed (sha256 of its canonical JSON) into the Philox key and the
  * upper half of the counter; the lower half counts blocks. `next*` methods advance a cursor, `at`
  * reads any position without one.
+ *
+ * @example Draws depend only on the key path and their position
+ * ```ts
+ * import { Stream } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * const a = new Stream([7, "demo"]);
+ * const b = new Stream([7, "demo"]);
+ * assert.equal(a.int(6), b.int(6));
+ * assert.equal(a.at(0), new Stream([7, "demo"]).nextUint32());
+ * assert.deepEqual(a.child("test", 3).path, [7, "demo", "test", 3]);
+ * assert.deepEqual(a.shuffle([1, 2, 3]).sort(), [1, 2, 3]);
+ * ```
  */
 export class Stream {
+  /** The key path that names this stream. */
   readonly path: readonly KeyPart[];
   readonly #key: [number, number];
   readonly #hi: [number, number];
@@ -59,6 +74,11 @@ export class Stream {
   #block: [number, number, number, number] | null = null;
   #blockIndex = -1;
 
+  /**
+   * The stream named by a key path.
+   *
+   * @param path The key path (copied), e.g. `[seed, purpose, ...ids]`.
+   */
   constructor(path: readonly KeyPart[]) {
     this.path = [...path];
     const h = createHash("sha256").update(canonicalJson(this.path)).digest();
@@ -150,7 +170,24 @@ export class Stream {
   }
 }
 
-/** The stream for (seed, purpose, ids…). */
+/**
+ * The stream for (seed, purpose, ids…).
+ *
+ * @param seed The experiment seed.
+ * @param purpose What the draws are for, e.g. `"benchmark"`.
+ * @param ids Further key ids: a name, a split, an index.
+ * @returns `new Stream([seed, purpose, ...ids])`.
+ *
+ * @example Draws that depend on the seed and what they are about only
+ * ```ts
+ * import { stream } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * const rng = stream(7, "benchmark", "mine", "test", 0);
+ * assert.deepEqual(rng.path, [7, "benchmark", "mine", "test", 0]);
+ * assert.equal(rng.range(1, 100), stream(7, "benchmark", "mine", "test", 0).range(1, 100));
+ * ```
+ */
 export function stream(seed: number | string, purpose: string, ...ids: KeyPart[]): Stream {
   return new Stream([seed, purpose, ...ids]);
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { Benchmark, ChatMessage, Reward, Task, Tool } from "arpo-lab";
 import arith from "../plugins/benchmarks/arith.ts";
 import arpo from "../plugins/rewards/arpo.ts";
-import { localPluginContext } from "../src/eval/local_context.ts";
+import { localPluginContext } from "../src/plugin/local.ts";
 
 const SMALL = { sizes: { train: 150, rl: 60, test: 80 } };
 

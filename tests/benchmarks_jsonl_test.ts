@@ -3,7 +3,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Benchmark, ChatMessage, PluginFactory, Task } from "arpo-lab";
 import { ArpoError, systemPrompt } from "arpo-lab";
-import { localPluginContext } from "../src/eval/local_context.ts";
+import { localPluginContext } from "../src/plugin/local.ts";
 import jsonl from "../plugins/benchmarks/jsonl.ts";
 import parquet from "../plugins/benchmarks/parquet.ts";
 

@@ -3,7 +3,7 @@ import type { Benchmark, ChatMessage, Document, Reward, Tool } from "arpo-lab";
 import { LocalIndex, searchDocuments } from "arpo-lab";
 import kbqa from "../plugins/benchmarks/kbqa.ts";
 import arpo from "../plugins/rewards/arpo.ts";
-import { localPluginContext } from "../src/eval/local_context.ts";
+import { localPluginContext } from "../src/plugin/local.ts";
 
 const SMALL = { people: 120, sizes: { train: 120, rl: 60, test: 80 } };
 

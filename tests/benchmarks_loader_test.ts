@@ -8,6 +8,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadManifest } from "../src/manifest/mod.ts";
+import { BUILTIN_STAGES } from "../src/run/builtin.ts";
 import { DataAccess } from "../src/plugin/context.ts";
 import { loadPlugins } from "../src/plugin/load.ts";
 import { rm, scratchStore } from "./fixtures/helpers.ts";
@@ -46,7 +47,7 @@ ${parquet}stages: []
 `;
     const path = join(dir, "m.yaml");
     await Deno.writeTextFile(path, yaml);
-    const m = await loadManifest(path);
+    const m = await loadManifest(path, { stages: BUILTIN_STAGES });
     const plugins = await loadPlugins(m, { store, data: new DataAccess(store, m.baseDir) });
     try {
       const kb = plugins.benchmarks.get("kb")!.plugin;

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadManifest } from "../src/manifest/mod.ts";
+import { BUILTIN_STAGES } from "../src/run/builtin.ts";
 import { DataAccess } from "../src/plugin/context.ts";
 import { loadPlugins } from "../src/plugin/load.ts";
 import { policyInitSchema } from "../src/manifest/policy.ts";
@@ -61,7 +62,7 @@ Deno.test("experiments/benchmarks: one manifest per public set, each valid with 
   const files = await manifestFiles();
   assert.deepEqual(files, Object.keys(EXPECTED).map((n) => `${n}.yaml`).sort());
   for (const f of files) {
-    const view = await loadManifest(join(DIR, f));
+    const view = await loadManifest(join(DIR, f), { stages: BUILTIN_STAGES });
     const m = view.manifest;
     const want = EXPECTED[f.replace(/\.yaml$/, "")];
     assert.equal(m.name, f.replace(/\.yaml$/, ""), f);
@@ -90,6 +91,7 @@ Deno.test("experiments/benchmarks: one manifest per public set, each valid with 
 
 Deno.test("experiments/benchmarks: the model and data paths are overridable with --set", async () => {
   const view = await loadManifest(join(DIR, "gsm8k.yaml"), {
+    stages: BUILTIN_STAGES,
     overrides: [
       "policy.model=/models/Qwen2.5-3B-Instruct",
       "plugins.benchmarks[0].with.path=/data/gsm8k.jsonl",
@@ -104,6 +106,7 @@ Deno.test("experiments/benchmarks: the model and data paths are overridable with
     8,
   );
   const kb = await loadManifest(join(DIR, "hotpotqa.yaml"), {
+    stages: BUILTIN_STAGES,
     overrides: ['plugins.tools[0].with={backend: http, url: "http://127.0.0.1:8000/retrieve"}'],
   });
   assert.equal(kb.manifest.plugins.tools[0].with?.backend, "http");
@@ -120,7 +123,7 @@ Deno.test("experiments/benchmarks: every manifest's data files load through its 
   const store = await scratchStore();
   try {
     for (const f of await manifestFiles()) {
-      const view = await loadManifest(join(DIR, f));
+      const view = await loadManifest(join(DIR, f), { stages: BUILTIN_STAGES });
       const want = EXPECTED[f.replace(/\.yaml$/, "")];
       // The python tool starts a sandboxed interpreter to check itself; it reads no data file and
       // has its own tests, so it is left out here.

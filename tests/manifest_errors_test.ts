@@ -8,12 +8,16 @@ import { relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ArpoError } from "../src/errors.ts";
 import { loadManifest, ManifestError, parseManifest } from "../src/manifest/mod.ts";
+import { BUILTIN_STAGES } from "../src/run/builtin.ts";
 
 // A relative path, as a user would type it: messages name the file as given.
 const FIX = relative(Deno.cwd(), fileURLToPath(new URL("./fixtures/manifest/", import.meta.url)));
 
 async function loadError(name: string, overrides: string[] = []): Promise<ManifestError> {
-  const e = await loadManifest(`${FIX}/${name}`, { overrides }).then(() => null, (e) => e);
+  const e = await loadManifest(`${FIX}/${name}`, { stages: BUILTIN_STAGES, overrides }).then(
+    () => null,
+    (e) => e,
+  );
   assert.ok(e instanceof ManifestError, `expected a ManifestError, got ${e}`);
   assert.ok(e instanceof ArpoError);
   return e;
@@ -21,7 +25,7 @@ async function loadError(name: string, overrides: string[] = []): Promise<Manife
 
 function parseError(text: string, file = "inline.yaml"): ManifestError {
   try {
-    parseManifest(text, file);
+    parseManifest(text, file, { stages: BUILTIN_STAGES });
   } catch (e) {
     if (e instanceof ManifestError) return e;
     throw e;

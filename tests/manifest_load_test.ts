@@ -10,6 +10,9 @@ import {
   parseManifest,
   resolveModelDir,
 } from "../src/manifest/mod.ts";
+import { BUILTIN_STAGES } from "../src/run/builtin.ts";
+
+const stages = BUILTIN_STAGES;
 
 const FIX = fileURLToPath(new URL("./fixtures/manifest/", import.meta.url));
 
@@ -32,7 +35,7 @@ function manifestErrorOf(f: () => unknown): ManifestError {
 }
 
 Deno.test("manifest: a minimal manifest gets every default", () => {
-  const { manifest } = parseManifest("name: tiny\n", "tiny.yaml");
+  const { manifest } = parseManifest("name: tiny\n", "tiny.yaml", { stages });
   assert.deepEqual(manifest, {
     name: "tiny",
     description: "",
@@ -68,7 +71,7 @@ stages:
   - eval: {}
   - probe:
 `;
-  const { manifest } = parseManifest(text, "d.yaml");
+  const { manifest } = parseManifest(text, "d.yaml", { stages });
   assert.deepEqual(manifest.plugins.benchmarks, [{ use: "./b/arith.ts", as: "arith", with: {} }]);
   const [rl, ev, probe] = manifest.stages;
   assert.equal(rl.kind, "rl");
@@ -110,8 +113,8 @@ stages:
 });
 
 Deno.test("manifest: texts differing only in formatting and key order resolve identically", async () => {
-  const a = await loadManifest(join(FIX, "ok.yaml"));
-  const b = await loadManifest(join(FIX, "ok_reformatted.yaml"));
+  const a = await loadManifest(join(FIX, "ok.yaml"), { stages });
+  const b = await loadManifest(join(FIX, "ok_reformatted.yaml"), { stages });
   assert.deepEqual(a.manifest, b.manifest);
   assert.equal(manifestDigest(a.manifest), manifestDigest(b.manifest));
   assert.deepEqual(a.manifest.stages.map((s) => s.name), ["sft", "arpo", "grpo", "eval", "probe"]);
@@ -120,13 +123,13 @@ Deno.test("manifest: texts differing only in formatting and key order resolve id
 });
 
 Deno.test("manifest: a changed value changes the digest", () => {
-  const a = parseManifest("name: x\nseed: 1\n", "x.yaml").manifest;
-  const b = parseManifest("name: x\nseed: 2\n", "x.yaml").manifest;
+  const a = parseManifest("name: x\nseed: 1\n", "x.yaml", { stages }).manifest;
+  const b = parseManifest("name: x\nseed: 2\n", "x.yaml", { stages }).manifest;
   assert.notEqual(manifestDigest(a), manifestDigest(b));
 });
 
 Deno.test("manifest: positionOf locates plugin options and stage options", async () => {
-  const m = await loadManifest(join(FIX, "ok.yaml"));
+  const m = await loadManifest(join(FIX, "ok.yaml"), { stages });
   const t = m.text;
   assert.deepEqual(
     m.positionOf(["plugins", "benchmarks", 0, "with", "count"]),
@@ -150,8 +153,9 @@ Deno.test("manifest: positionOf locates plugin options and stage options", async
 Deno.test("manifest: --set overrides values, by stage name or index", () => {
   const text = "name: s\nplugins: {rewards: [{use: arpo}], benchmarks: [{use: arith}]}\n" +
     "stages:\n  - rl: {name: arpo}\n  - eval\n";
-  const base = parseManifest(text, "s.yaml").manifest;
+  const base = parseManifest(text, "s.yaml", { stages }).manifest;
   const m = parseManifest(text, "s.yaml", {
+    stages,
     overrides: [
       "stages.arpo.rollout.entropy_weight=0.4",
       "stages[1].eval.questions=10",
@@ -170,7 +174,8 @@ Deno.test("manifest: --set overrides values, by stage name or index", () => {
   // overrides are part of the identity
   assert.notEqual(manifestDigest(m), manifestDigest(base));
   // an override equal to the default resolves to the same manifest
-  const same = parseManifest(text, "s.yaml", { overrides: ["stages.1.split=test"] }).manifest;
+  const same =
+    parseManifest(text, "s.yaml", { stages, overrides: ["stages.1.split=test"] }).manifest;
   assert.equal(manifestDigest(same), manifestDigest(base));
 });
 
@@ -179,7 +184,7 @@ Deno.test("manifest: --set naming an unknown key fails and says --set", () => {
     "stages:\n  - rl\n";
   const msg =
     manifestErrorOf(() =>
-      parseManifest(text, "s.yaml", { overrides: ["stages.rl.rollout.entropy_wieght=0.4"] })
+      parseManifest(text, "s.yaml", { stages, overrides: ["stages.rl.rollout.entropy_wieght=0.4"] })
     ).message;
   assert.match(msg, /--set stages\.rl\.rollout\.entropy_wieght=0\.4/);
   assert.match(msg, /stages\[0\]\.rl\.rollout\.entropy_wieght/);
@@ -190,19 +195,24 @@ Deno.test("manifest: --set naming an unknown key fails and says --set", () => {
 Deno.test("manifest: --set with an unknown stage name or no '=' fails and says --set", () => {
   const text = "name: s\nstages:\n  - probe: {benchmark: b}\nplugins: {benchmarks: [{use: b}]}\n";
   const e1 = manifestErrorOf(() =>
-    parseManifest(text, "s.yaml", { overrides: ["stages.prob.questions=3"] })
+    parseManifest(text, "s.yaml", { stages, overrides: ["stages.prob.questions=3"] })
   );
   assert.match(e1.message, /\(--set stages\.prob\.questions=3\): stages: expected a stage name/);
   assert.match(e1.message, /did you mean `probe`\?/);
-  const e2 = manifestErrorOf(() => parseManifest(text, "s.yaml", { overrides: ["seed"] }));
+  const e2 = manifestErrorOf(() => parseManifest(text, "s.yaml", { stages, overrides: ["seed"] }));
   assert.match(e2.message, /--set seed.*expected `--set key\.path=value`/);
 });
 
 Deno.test("manifest: policy.model resolves against the manifest's directory", async () => {
-  const m = parseManifest("name: p\npolicy: {model: ./models/tiny}\n", join(FIX, "p.yaml"));
+  const m = parseManifest("name: p\npolicy: {model: ./models/tiny}\n", join(FIX, "p.yaml"), {
+    stages,
+  });
   assert.deepEqual(m.manifest.policy, { model: "./models/tiny" });
   assert.equal(resolveModelDir(m.manifest.policy, m.baseDir), join(FIX, "models/tiny"));
-  const e = await loadManifest(join(FIX, "does-not-exist.yaml")).then(() => null, (e) => e);
+  const e = await loadManifest(join(FIX, "does-not-exist.yaml"), { stages }).then(
+    () => null,
+    (e) => e,
+  );
   assert.ok(e instanceof ArpoError);
   assert.match(e.message, /does-not-exist\.yaml not found/);
 });
@@ -211,7 +221,7 @@ Deno.test("manifest: top-level x- keys hold YAML anchors and are not part of the
   const plugins = "plugins: {benchmarks: [{use: a}], rewards: [{use: r}]}\n";
   const text = "name: x\n" + plugins + "x-common: &c {lr: 1e-6, steps: 2}\n" +
     "stages:\n  - rl: {<<: *c, name: a}\n  - rl: {<<: *c, name: b, lr: 2.5e-6}\n";
-  const { manifest } = parseManifest(text, "m.yaml");
+  const { manifest } = parseManifest(text, "m.yaml", { stages });
   assert.deepEqual(
     manifest.stages.map((s) => [s.name, s.options.lr, s.options.steps]),
     [["a", 1e-6, 2], ["b", 2.5e-6, 2]],
@@ -219,5 +229,8 @@ Deno.test("manifest: top-level x- keys hold YAML anchors and are not part of the
   assert.equal("x-common" in manifest, false);
   const plain = "name: x\n" + plugins +
     "stages:\n  - rl: {lr: 1e-6, steps: 2, name: a}\n  - rl: {steps: 2, name: b, lr: 2.5e-6}\n";
-  assert.equal(manifestDigest(manifest), manifestDigest(parseManifest(plain, "p.yaml").manifest));
+  assert.equal(
+    manifestDigest(manifest),
+    manifestDigest(parseManifest(plain, "p.yaml", { stages }).manifest),
+  );
 });

@@ -1,6 +1,6 @@
 /**
- * The JSON Schema for editors, the `arpo schema` command, and stage kinds registered from outside
- * (as tests and later rooms do).
+ * The JSON Schema for editors, the `arpo schema` command, and stage kinds brought from outside the
+ * built-in list (as tests and later rooms do).
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
@@ -12,8 +12,9 @@ import {
   ManifestError,
   manifestJsonSchema,
   parseManifest,
-  registerStageKind,
+  type StageSchema,
 } from "../src/manifest/mod.ts";
+import { BUILTIN_STAGES } from "../src/run/builtin.ts";
 
 const FIX = fileURLToPath(new URL("./fixtures/manifest/", import.meta.url));
 
@@ -81,7 +82,7 @@ function check(schema: S, v: unknown, at = ""): string[] {
 }
 
 Deno.test("manifest schema: an object schema with every top-level key", () => {
-  const s = manifestJsonSchema() as S;
+  const s = manifestJsonSchema(BUILTIN_STAGES) as S;
   assert.equal(s.$schema, "https://json-schema.org/draft/2020-12/schema");
   assert.equal(s.type, "object");
   assert.equal(s.additionalProperties, false);
@@ -102,7 +103,7 @@ Deno.test("manifest schema: an object schema with every top-level key", () => {
 });
 
 Deno.test("manifest schema: sample manifests validate; wrong shapes do not", async () => {
-  const s = manifestJsonSchema() as S;
+  const s = manifestJsonSchema(BUILTIN_STAGES) as S;
   for (const f of ["ok.yaml", "ok_reformatted.yaml"]) {
     assert.deepEqual(check(s, parse(await Deno.readTextFile(join(FIX, f)))), [], f);
   }
@@ -128,21 +129,23 @@ Deno.test("manifest schema: `arpo schema -o FILE` writes the same schema", async
       console.error = err;
     }
     assert.equal(code, 0);
-    assert.deepEqual(JSON.parse(await Deno.readTextFile(out)), manifestJsonSchema());
+    assert.deepEqual(JSON.parse(await Deno.readTextFile(out)), manifestJsonSchema(BUILTIN_STAGES));
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["manifest.schema.json"]);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
 
-Deno.test("manifest registry: a registered fixture kind validates, defaults and reports", () => {
-  registerStageKind(
-    "fixture_count",
-    z.strictObject({ upto: z.int().min(1).default(3), label: z.string().default("n") }),
-  );
+Deno.test("manifest stage kinds: a fixture kind passed in validates, defaults and reports", () => {
+  const fixtureCount: StageSchema = {
+    kind: "fixture_count",
+    options: z.strictObject({ upto: z.int().min(1).default(3), label: z.string().default("n") }),
+  };
+  const stages = [...BUILTIN_STAGES, fixtureCount];
   const m = parseManifest(
     "name: f\nstages:\n  - fixture_count: {upto: 5}\n  - fixture_count: {name: second}\n",
     "f.yaml",
+    { stages },
   );
   assert.deepEqual(m.manifest.stages, [
     { kind: "fixture_count", name: "fixture_count", options: { upto: 5, label: "n" } },
@@ -150,7 +153,7 @@ Deno.test("manifest registry: a registered fixture kind validates, defaults and 
   ]);
   let err: unknown;
   try {
-    parseManifest("name: f\nstages:\n  - fixture_count: {upt: 0}\n", "f.yaml");
+    parseManifest("name: f\nstages:\n  - fixture_count: {upt: 0}\n", "f.yaml", { stages });
   } catch (e) {
     err = e;
   }
@@ -159,7 +162,21 @@ Deno.test("manifest registry: a registered fixture kind validates, defaults and 
     err.message,
     /^f\.yaml:3:21: stages\[0\]\.fixture_count\.upt: expected a known key, found unknown key `upt` \(did you mean `upto`\?\)$/m,
   );
-  // the editor schema picks the new kind up
-  const items = ((manifestJsonSchema() as S).properties as Record<string, S>).stages.items as S;
-  assert.ok((items.anyOf as S[]).some((b) => "fixture_count" in ((b.properties ?? {}) as S)));
+  // the editor schema of that list has the new kind; the built-in one does not
+  const hasKind = (schema: object) => {
+    const items = ((schema as S).properties as Record<string, S>).stages.items as S;
+    return (items.anyOf as S[]).some((b) => "fixture_count" in ((b.properties ?? {}) as S));
+  };
+  assert.ok(hasKind(manifestJsonSchema(stages)));
+  assert.ok(!hasKind(manifestJsonSchema(BUILTIN_STAGES)));
+  // nothing is registered: without the kind in the list, the same text is an unknown kind
+  assert.throws(
+    () =>
+      parseManifest("name: f\nstages:\n  - fixture_count: {upto: 5}\n", "f.yaml", {
+        stages: BUILTIN_STAGES,
+      }),
+    (e: unknown) =>
+      e instanceof ManifestError &&
+      /stages\[0\]\.fixture_count: expected a stage kind/.test(e.message),
+  );
 });

@@ -7,6 +7,7 @@ import { join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ArpoError } from "../src/errors.ts";
 import { loadManifest } from "../src/manifest/mod.ts";
+import { BUILTIN_STAGES } from "../src/run/builtin.ts";
 import type { Benchmark, ChatMessage, Reward, Task, Tool } from "../src/plugin/contracts.ts";
 import { DataAccess } from "../src/plugin/context.ts";
 import { loadPlugins } from "../src/plugin/load.ts";
@@ -58,7 +59,7 @@ async function workspace(): Promise<Workspace> {
 }
 
 async function loadFrom(ws: Workspace, manifestPath: string) {
-  const m = await loadManifest(manifestPath);
+  const m = await loadManifest(manifestPath, { stages: BUILTIN_STAGES });
   const data = new DataAccess(ws.store, m.baseDir);
   const plugins = await loadPlugins(m, { store: ws.store, data });
   return { m, data, plugins };
@@ -68,7 +69,7 @@ async function loadFrom(ws: Workspace, manifestPath: string) {
 async function runIdOf(ws: Workspace, manifestText: string): Promise<string> {
   const path = join(ws.dir, "identity.yaml");
   await Deno.writeTextFile(path, manifestText.replace(/^stages:[\s\S]*$/m, "stages: []\n"));
-  const m = await loadManifest(path);
+  const m = await loadManifest(path, { stages: BUILTIN_STAGES });
   assert.equal(m.manifest.stages.length, 0);
   const r = await runManifest({ store: ws.store, view: m });
   return r.runId;
@@ -195,10 +196,14 @@ Deno.test("authoring: a manifest loads the three external plugins and they work 
         const o = await call(input);
         assert.equal(o.output, want, input);
         assert.equal(o.error, false);
-        assert.equal(o.cached, false);
+        assert.equal(o.source, "live");
       }
       const again = await call("2024-02-27 + 3");
-      assert.equal(again.cached, true, "a deterministic tool's result is served from the cache");
+      assert.equal(
+        again.source,
+        "cached",
+        "a deterministic tool's result is served from the cache",
+      );
       assert.equal(again.output, "2024-03-01");
       for (
         const [input, want] of [

@@ -2,10 +2,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ArpoError } from "../src/errors.ts";
 import { loadManifest } from "../src/manifest/mod.ts";
+import { BUILTIN_STAGES } from "../src/run/builtin.ts";
 import { DataAccess } from "../src/plugin/context.ts";
 import { loadPlugins } from "../src/plugin/load.ts";
 import { builtinNames } from "../src/plugin/resolve.ts";
-import "./fixtures/stages/fixture_stages.ts";
+import { stages as fixtureStages } from "./fixtures/stages/fixture_stages.ts";
 import { rm, scratchFixtures, scratchStore } from "./fixtures/helpers.ts";
 
 /** Load the plugins of a manifest written into the scratch fixtures' manifests/ dir. */
@@ -16,7 +17,7 @@ async function load(yaml: string) {
   await Deno.writeTextFile(path, yaml);
   const cleanup = () => rm(dir, join(store.root, ".."));
   try {
-    const m = await loadManifest(path);
+    const m = await loadManifest(path, { stages: [...BUILTIN_STAGES, ...fixtureStages] });
     const plugins = await loadPlugins(m, { store, data: new DataAccess(store, m.baseDir) });
     return { plugins, path, store, cleanup };
   } catch (e) {

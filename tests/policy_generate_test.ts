@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { loadModelDir } from "../src/model/load.ts";
 import { OnnxPolicy } from "../src/policy/onnx_policy.ts";
-import type { SamplingParams, TokenizerLike } from "../src/policy/types.ts";
+import type { SamplingParams } from "../src/policy/types.ts";
+import type { TokenizerLike } from "../src/model/tokenizer.ts";
 import { stream } from "../src/rng.ts";
 import { uniformAt } from "../src/policy/sampling.ts";
 import { FIXTURE_MODELS, fixtureDir, loadReference, maxAbsDiff } from "./model_fixtures.ts";

@@ -11,8 +11,8 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { loadManifest, parseManifest } from "../src/manifest/mod.ts";
 import { runManifest } from "../src/run/runner.ts";
-import { loadBuiltins } from "../src/run/builtin.ts";
-import { setPolicyFactory } from "../src/run/stages.ts";
+import { BUILTIN_STAGES } from "../src/run/builtin.ts";
+import type { PolicyFactory } from "../src/run/stages.ts";
 import { buildReportData } from "../src/report/build.ts";
 import { renderReport } from "../src/report/render.ts";
 import { STAGE_REPORT_FORMAT, type StageReport } from "../src/report/data.ts";
@@ -60,6 +60,7 @@ stages:
       lr: 0.001
       eval_every: 1
       eval_questions: 2
+      eval_sampling: { max_tokens: 12 }
       rollout: { algorithm: grpo, rollouts: 2, initial: 2 }
       sampling: { max_tokens: 12 }
   - probe: { benchmark: arith, questions: 2, samples: 2, max_distance: 8,
@@ -77,10 +78,9 @@ async function stageReport(
 }
 
 Deno.test("report: sft, eval, rl and probe stages write their report parts", async () => {
-  await loadBuiltins();
   const store = await scratchStore();
   try {
-    const view = parseManifest(MANIFEST, FILE);
+    const view = parseManifest(MANIFEST, FILE, { stages: BUILTIN_STAGES });
     const a = await runManifest({ store, view });
     assert.deepEqual(a.computed, ["sft", "eval", "rl", "probe"]);
     const st = a.record.stages;
@@ -159,12 +159,11 @@ Deno.test("report: sft, eval, rl and probe stages write their report parts", asy
 });
 
 Deno.test("report: the rl dry run lists its batches; the report draws its curves from them", async () => {
-  await loadBuiltins();
-  setPolicyFactory(() => Promise.resolve(new ScriptedPolicy(calcScript)));
+  const policyFactory: PolicyFactory = () => Promise.resolve(new ScriptedPolicy(calcScript));
   const store = await scratchStore();
   try {
-    const view = await loadManifest(DRY_RUN);
-    const a = await runManifest({ store, view });
+    const view = await loadManifest(DRY_RUN, { stages: BUILTIN_STAGES });
+    const a = await runManifest({ store, view, policyFactory });
     const rl = a.record.stages.rl;
     const part = await stageReport(store, rl.outputs.report);
     assert.deepEqual(part.rollouts, [rl.outputs.rollouts_0, rl.outputs.rollouts_1]);
@@ -181,7 +180,6 @@ Deno.test("report: the rl dry run lists its batches; the report draws its curves
     assert.equal(acc.confidence, 0.95);
     assert.ok(data.entropy!.some((e) => e.stage === "probe" && e.fromResult!.mean.length > 0));
   } finally {
-    setPolicyFactory(undefined);
     await rm(store.root);
   }
 });

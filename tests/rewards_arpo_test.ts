@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import type { Reward, RewardSample, Task } from "arpo-lab";
 import arpo from "../plugins/rewards/arpo.ts";
-import { localPluginContext } from "../src/eval/local_context.ts";
+import { localPluginContext } from "../src/plugin/local.ts";
 
 const reward = await arpo({}, localPluginContext({ name: "arpo" })) as Reward;
 

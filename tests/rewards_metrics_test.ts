@@ -3,7 +3,7 @@ import type { Reward, RewardSample } from "arpo-lab";
 import f1 from "../plugins/rewards/f1.ts";
 import exactMatch from "../plugins/rewards/exact_match.ts";
 import mathEqual from "../plugins/rewards/math_equal.ts";
-import { localPluginContext } from "../src/eval/local_context.ts";
+import { localPluginContext } from "../src/plugin/local.ts";
 
 const ctx = localPluginContext({ name: "r" });
 const F1 = await f1({}, ctx) as Reward;

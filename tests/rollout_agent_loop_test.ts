@@ -1,26 +1,25 @@
 import assert from "node:assert/strict";
 import { runRollout } from "../src/rollout/agent_loop.ts";
-import {
-  resolveRolloutConfig,
-  type RolloutConfigInput,
-  type SamplingConfigInput,
-} from "../src/rollout/config.ts";
+import { parseRolloutConfig } from "../src/rollout/config.ts";
 import { checkTree, type RolloutTree } from "../src/rollout/tree.ts";
 import { stream } from "../src/rng.ts";
 import { type Script, ScriptedPolicy } from "./fixtures/rollout/scripted_policy.ts";
 import { FakeToolRuntime } from "./fixtures/rollout/fake_tools.ts";
 
+type RolloutInput = Parameters<typeof parseRolloutConfig>[0];
+type SamplingInput = Parameters<typeof parseRolloutConfig>[1];
+
 const task = (id: string, q = "what is 1+1?") => ({ id, prompt: q, answers: ["2"] });
 
 function setup(
   script: Script,
-  cfg: RolloutConfigInput,
-  sampling: SamplingConfigInput = {},
+  cfg: RolloutInput,
+  sampling: SamplingInput = {},
   answer = (_t: string, i: string) => `=${i}`,
 ) {
   const policy = new ScriptedPolicy(script);
   const tools = new FakeToolRuntime(["python", "search"], answer);
-  const config = resolveRolloutConfig(cfg, sampling);
+  const config = parseRolloutConfig(cfg, sampling);
   return { policy, tools, config };
 }
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { runRollout } from "../src/rollout/agent_loop.ts";
 import { decideBranch, paperDeltaH, topKEntropy } from "../src/rollout/arpo.ts";
-import { resolveRolloutConfig, type RolloutConfigInput } from "../src/rollout/config.ts";
+import { parseRolloutConfig } from "../src/rollout/config.ts";
 import { checkTree } from "../src/rollout/tree.ts";
 import { stream } from "../src/rng.ts";
 import {
@@ -11,13 +11,15 @@ import {
 } from "./fixtures/rollout/scripted_policy.ts";
 import { FakeToolRuntime } from "./fixtures/rollout/fake_tools.ts";
 
+type RolloutInput = Parameters<typeof parseRolloutConfig>[0];
+
 const pathOf = (ctx: ScriptContext) => String(ctx.path.at(-1));
 const task = (id: string) => ({ id, prompt: "q", answers: ["a"] });
 
-async function roll(script: Script, cfg: RolloutConfigInput, ids = ["q1"]) {
+async function roll(script: Script, cfg: RolloutInput, ids = ["q1"]) {
   const policy = new ScriptedPolicy(script);
   const tools = new FakeToolRuntime(["python", "search"], (_t, i) => `r:${i}`);
-  const config = resolveRolloutConfig(cfg);
+  const config = parseRolloutConfig(cfg);
   const res = await runRollout(
     ids.map((id) => ({ task: task(id), promptTokens: policy.tokenizer.encode(`Q ${id}\n`) })),
     { policy, tools, config, rng: stream(7, "arpo-test") },
@@ -193,7 +195,7 @@ Deno.test("reference mode: ΔH from the segment that ended at the call, clamped 
 });
 
 Deno.test("reference mode: stochastic decision u < clamp(α + βΔH) and top-k entropy", () => {
-  const cfg = resolveRolloutConfig({
+  const cfg = parseRolloutConfig({
     mode: "reference",
     base_probability: 0.3,
     branches_per_fork: 3,

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { runRollout } from "../src/rollout/agent_loop.ts";
-import { resolveRolloutConfig, type RolloutConfigInput } from "../src/rollout/config.ts";
+import { parseRolloutConfig } from "../src/rollout/config.ts";
 import { checkTree } from "../src/rollout/tree.ts";
 import { stream } from "../src/rng.ts";
 import { type Script, ScriptedPolicy } from "./fixtures/rollout/scripted_policy.ts";
 import { FakeToolRuntime } from "./fixtures/rollout/fake_tools.ts";
+
+type RolloutInput = Parameters<typeof parseRolloutConfig>[0];
 
 /** A stochastic agent: what it writes and how uncertain it is depend on its own stream only. */
 const agent: Script = (ctx) => {
@@ -27,12 +29,12 @@ const answer = (tag: string, input: string) => `${tag}(${input}) = ${input.lengt
 
 async function run(
   ids: string[],
-  cfg: RolloutConfigInput,
+  cfg: RolloutInput,
   jitter: number,
 ): Promise<{ lines: Map<string, string>; forwarded: number; scratch: number }> {
   const policy = new ScriptedPolicy(agent);
   const tools = new FakeToolRuntime(["python", "search"], answer, jitter, 6);
-  const config = resolveRolloutConfig(cfg);
+  const config = parseRolloutConfig(cfg);
   const prompt = (id: string) =>
     policy.tokenizer.encode(`System: you are an agent.\n${"x".repeat(60)}\nQuestion ${id}?\n`);
   const res = await runRollout(
@@ -55,7 +57,7 @@ async function run(
 }
 
 const IDS = ["q0", "q1", "q2", "q3", "q4"];
-const CONFIGS: [string, RolloutConfigInput][] = [
+const CONFIGS: [string, RolloutInput][] = [
   ["arpo paper", {
     rollouts: 8,
     initial: 3,

@@ -9,7 +9,7 @@ import { existsSync } from "node:fs";
 import { loadModelDir } from "../src/model/load.ts";
 import { OnnxPolicy } from "../src/policy/onnx_policy.ts";
 import { runRollout } from "../src/rollout/agent_loop.ts";
-import { resolveRolloutConfig, type RolloutConfigInput } from "../src/rollout/config.ts";
+import { parseRolloutConfig } from "../src/rollout/config.ts";
 import { checkTree } from "../src/rollout/tree.ts";
 import { stream } from "../src/rng.ts";
 import { createToolRuntime } from "../src/tools/runtime.ts";
@@ -19,6 +19,8 @@ import python from "../plugins/tools/python.ts";
 import { testContext } from "./fixtures/tools/context.ts";
 import { fixtureDir } from "./model_fixtures.ts";
 import { protocolTokenizer } from "./fixtures/rollout/protocol_tokenizer.ts";
+
+type RolloutInput = Parameters<typeof parseRolloutConfig>[0];
 
 const MODEL = fixtureDir("tiny-qwen2");
 const haveModel = existsSync(`${MODEL}/model.safetensors`);
@@ -39,7 +41,7 @@ async function pythonTool(): Promise<Tool> {
   return { kind: "tool", tag: "python", description: "length", call: (s) => `len=${s.length}` };
 }
 
-async function roll(cfg: RolloutConfigInput, ids: string[], threads = 1) {
+async function roll(cfg: RolloutInput, ids: string[], threads = 1) {
   const model = await loadModelDir(MODEL, { requireTokenizer: false });
   const policy = await OnnxPolicy.create(model, protocolTokenizer(model.config.vocabSize), {
     threads,
@@ -49,7 +51,7 @@ async function roll(cfg: RolloutConfigInput, ids: string[], threads = 1) {
     maxOutputChars: 120,
   });
   try {
-    const config = resolveRolloutConfig(cfg, { max_tokens: 90, max_tool_calls: 3 });
+    const config = parseRolloutConfig(cfg, { max_tokens: 90, max_tool_calls: 3 });
     const res = await runRollout(
       ids.map((id) => ({
         task: { id, prompt: `q ${id}`, answers: [] },
@@ -65,7 +67,7 @@ async function roll(cfg: RolloutConfigInput, ids: string[], threads = 1) {
 }
 
 const IDS = ["a", "b", "c", "d"];
-const ARPO: RolloutConfigInput = {
+const ARPO: RolloutInput = {
   rollouts: 6,
   initial: 2,
   entropy_tokens: 4,

@@ -1,12 +1,12 @@
 import { memoryStore } from "./fixtures/helpers.ts";
 import assert from "node:assert/strict";
 import { runRollout } from "../src/rollout/agent_loop.ts";
-import { groupAdvantages } from "../src/rollout/advantages.ts";
 import { parseTreeLines, storeRollout, treeLines } from "../src/rollout/artifacts.ts";
-import { resolveRolloutConfig } from "../src/rollout/config.ts";
+import { parseRolloutConfig } from "../src/rollout/config.ts";
 import { rolloutMetrics, summarize } from "../src/rollout/metrics.ts";
 import { renderPrompt } from "../src/rollout/prompt.ts";
 import { responseText, scoreRollout } from "../src/rollout/rewards.ts";
+import { groupAdvantages, setGroupAdvantages } from "../src/train/advantages.ts";
 import { ArpoError } from "../src/errors.ts";
 import { stream } from "../src/rng.ts";
 import { canonicalJson } from "../src/store/canonical.ts";
@@ -41,7 +41,7 @@ const script: Script = (ctx) => {
 async function handWorked() {
   const policy = new ScriptedPolicy(script);
   const tools = new FakeToolRuntime(["python"], (_t, i) => (i === "q" ? "Error: boom" : i));
-  const config = resolveRolloutConfig({
+  const config = parseRolloutConfig({
     rollouts: 4,
     initial: 2,
     entropy_tokens: 2,
@@ -72,6 +72,9 @@ Deno.test("rewards: every trajectory scored, advantages per question", async () 
   scoreRollout(res.questions, reward, policy.tokenizer);
   const tree = res.questions[0].tree;
   assert.deepEqual(tree.trajectories.map((t) => t.reward), [1, 1, 0, 0]);
+  // Scoring sets rewards only; the group advantages are the trainer's step.
+  assert.ok(tree.trajectories.every((t) => t.advantage === undefined));
+  setGroupAdvantages(res.questions);
   const adv = groupAdvantages([1, 1, 0, 0]);
   assert.deepEqual(tree.trajectories.map((t) => t.advantage), adv);
   // The response excludes the prompt and the trailing EOS; results are included.
@@ -150,20 +153,29 @@ Deno.test("artefacts: canonical JSON lines, no timings, digests, read back", asy
 });
 
 Deno.test("config: defaults, errors name the field", () => {
-  const c = resolveRolloutConfig({ mode: "reference" });
+  const c = parseRolloutConfig({ mode: "reference" });
   assert.equal(c.entropyNormalization, "log_vocab");
-  assert.equal(resolveRolloutConfig({}).entropyNormalization, "vocab");
-  assert.equal(resolveRolloutConfig({ algorithm: "grpo", rollouts: 5, initial: 2 }).initial, 5);
+  const d = parseRolloutConfig({});
+  assert.equal(d.entropyNormalization, "vocab");
+  // The rl stage's defaults: M=8, N=4.
+  assert.deepEqual([d.rollouts, d.initial], [8, 4]);
+  assert.equal(parseRolloutConfig({ algorithm: "grpo", rollouts: 5, initial: 2 }).initial, 5);
   assert.throws(
-    () => resolveRolloutConfig({ rollouts: 4, initial: 6 }, {}, 'stage "rl"'),
-    /stage "rl"\.rollout\.initial: N=6 whole trajectories exceed the budget rollouts M=4/,
+    () => parseRolloutConfig({ rollouts: 4, initial: 6 }, {}, 'stage "rl"'),
+    (e: unknown) =>
+      e instanceof ArpoError &&
+      /^stage "rl"\.rollout\.initial: at most rollouts \(4\), found 6$/.test(e.message),
   );
   assert.throws(
     // deno-lint-ignore no-explicit-any
-    () => resolveRolloutConfig({ bogus: 1 } as any),
-    /stage\.rollout: unknown key "bogus"/,
+    () => parseRolloutConfig({ bogus: 1 } as any),
+    (e: unknown) =>
+      e instanceof ArpoError && /^stage\.rollout: Unrecognized key: "bogus"$/.test(e.message),
   );
-  assert.throws(() => resolveRolloutConfig({}, { max_tokens: 0 }), /sampling\.max_tokens/);
+  assert.throws(
+    () => parseRolloutConfig({}, { max_tokens: 0 }),
+    (e: unknown) => e instanceof ArpoError && /^stage\.sampling\.max_tokens: /.test(e.message),
+  );
 });
 
 Deno.test("prompt rendering: template when present, else text after BOS", () => {

@@ -2,14 +2,14 @@
  * The eval, probe and rl dry-run stages through the real runner: manifest validation of their
  * options, plugin loading (the built-in arith benchmark and exact_match reward, a tool plugin),
  * the content-addressed store, and the same outputs when the run is forced again. The policy
- * backend is the scripted stand-in, installed with setPolicyFactory.
+ * backend is the scripted stand-in, passed to the runner as its policy factory.
  */
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { loadManifest } from "../src/manifest/mod.ts";
 import { runManifest } from "../src/run/runner.ts";
-import { loadBuiltins } from "../src/run/builtin.ts";
-import { setPolicyFactory } from "../src/run/stages.ts";
+import { BUILTIN_STAGES } from "../src/run/builtin.ts";
+import type { PolicyFactory } from "../src/run/stages.ts";
 import { parseTreeLines } from "../src/rollout/artifacts.ts";
 import { calcScript } from "./fixtures/rollout/calc_script.ts";
 import { ScriptedPolicy } from "./fixtures/rollout/scripted_policy.ts";
@@ -20,12 +20,11 @@ const MANIFEST = fileURLToPath(
 );
 
 Deno.test("runner: eval, probe and rl dry run stages end to end, deterministic", async () => {
-  await loadBuiltins();
-  setPolicyFactory(() => Promise.resolve(new ScriptedPolicy(calcScript)));
+  const policyFactory: PolicyFactory = () => Promise.resolve(new ScriptedPolicy(calcScript));
   const store = await scratchStore();
   try {
-    const view = await loadManifest(MANIFEST);
-    const a = await runManifest({ store, view });
+    const view = await loadManifest(MANIFEST, { stages: BUILTIN_STAGES });
+    const a = await runManifest({ store, view, policyFactory });
     assert.deepEqual(a.computed, ["eval", "probe", "rl"]);
     const ev = a.record.stages.eval;
     assert.deepEqual(Object.keys(ev.outputs).sort(), [
@@ -55,13 +54,12 @@ Deno.test("runner: eval, probe and rl dry run stages end to end, deterministic",
       assert.ok(rec.toolCalls.length > 0 && rec.toolCalls.some((c) => c.error === false));
     }
     // Forced again: every stage recomputed, every output identical.
-    const b = await runManifest({ store, view, force: true });
+    const b = await runManifest({ store, view, policyFactory, force: true });
     assert.equal(b.runId, a.runId);
     for (const s of ["eval", "probe", "rl"]) {
       assert.deepEqual(b.record.stages[s].outputs, a.record.stages[s].outputs, s);
     }
   } finally {
-    setPolicyFactory(undefined);
     await rm(store.root);
   }
 });

@@ -4,11 +4,12 @@
  */
 import { memoryStore } from "./fixtures/helpers.ts";
 import assert from "node:assert/strict";
-import { runEval } from "../src/run/stages/eval.ts";
-import { runProbe } from "../src/run/stages/probe.ts";
+import { evalOptionsSchema, runEval } from "../src/run/stages/eval.ts";
+import { probeOptionsSchema, runProbe } from "../src/run/stages/probe.ts";
+import { rlOptionsSchema } from "../src/run/stages/rl.ts";
 import { runRlDryRun, stepTasks } from "../src/run/stages/rl_rollout.ts";
 import { rolloutTasks, stageTools } from "../src/run/stages/rollout_shared.ts";
-import { resolveRolloutConfig } from "../src/rollout/config.ts";
+import { parseRolloutConfig } from "../src/rollout/config.ts";
 import type { StageContext } from "../src/run/stages.ts";
 import type { Benchmark, Reward, Task, Tool } from "../src/plugin/contracts.ts";
 import { Stream } from "../src/rng.ts";
@@ -51,7 +52,8 @@ const reward: Reward = {
 };
 const bench: Benchmark = { kind: "benchmark", splits: ["train", "test"], tasks: () => tasks };
 
-function makeCtx(kind: string, options: Record<string, unknown>, checkpoint?: {
+/** A hand-built context; `options` as the stage's schema produced them (the runner's job). */
+function makeCtx(kind: string, options: object, checkpoint?: {
   step: number;
   state: Record<string, string>;
   meta: Record<string, Json>;
@@ -60,7 +62,13 @@ function makeCtx(kind: string, options: Record<string, unknown>, checkpoint?: {
   const saved: { step: number; state: Record<string, string> }[] = [];
   const store = memoryStore(objects);
   const policy = new ScriptedPolicy(script);
-  const plugin = <P>(name: string, p: P) => ({ name, use: name, digest: sha256(name), plugin: p });
+  const plugin = <P>(name: string, p: P) => ({
+    name,
+    use: name,
+    digest: sha256(name),
+    reads: { data: {}, documents: [] },
+    plugin: p,
+  });
   const ctx = {
     config: { kind, name: kind, options },
     name: kind,
@@ -97,15 +105,15 @@ function makeCtx(kind: string, options: Record<string, unknown>, checkpoint?: {
 const sampling = { temperature: 1, top_p: 1, top_k: 0, max_tokens: 200, max_tool_calls: 3 };
 
 Deno.test("eval stage: pass@k, accuracy, CIs and tool statistics", async () => {
-  const opts = {
+  const opts = evalOptionsSchema.parse({
     benchmark: "arith",
     split: "test",
     questions: 5,
     rollout: { algorithm: "grpo", rollouts: 4, initial: 4 },
     sampling,
-  };
+  });
   const { ctx, objects } = makeCtx("eval", opts);
-  const r = await runEval(ctx);
+  const r = await runEval(ctx, opts);
   const results = JSON.parse(new TextDecoder().decode(objects.get(r.outputs.results)!));
   const perQ = results.per_question as { n: number; correct: number }[];
   assert.equal(perQ.length, 5);
@@ -119,7 +127,7 @@ Deno.test("eval stage: pass@k, accuracy, CIs and tool statistics", async () => {
   const ci = results.summary.accuracy;
   assert.ok(ci.lo <= ci.estimate && ci.estimate <= ci.hi);
   // Same stage again (different chunking would not matter either): same bytes.
-  const again = await runEval(makeCtx("eval", opts).ctx);
+  const again = await runEval(makeCtx("eval", opts).ctx, opts);
   assert.deepEqual(again.outputs, r.outputs);
   // The index names one tree per question; trees carry rewards.
   const index = JSON.parse(new TextDecoder().decode(objects.get(r.outputs.rollouts)!));
@@ -131,7 +139,7 @@ Deno.test("eval stage: pass@k, accuracy, CIs and tool statistics", async () => {
 });
 
 Deno.test("probe stage: entropy table by distance from the last result vs response start", async () => {
-  const { ctx, objects } = makeCtx("probe", {
+  const opts = probeOptionsSchema.parse({
     benchmark: "arith",
     split: "test",
     questions: 4,
@@ -139,7 +147,8 @@ Deno.test("probe stage: entropy table by distance from the last result vs respon
     max_distance: 12,
     sampling,
   });
-  const r = await runProbe(ctx);
+  const { ctx, objects } = makeCtx("probe", opts);
+  const r = await runProbe(ctx, opts);
   const probe = JSON.parse(new TextDecoder().decode(objects.get(r.outputs.probe)!));
   assert.equal(probe.table.length, 12);
   assert.equal(probe.plot.series.length, 2);
@@ -151,7 +160,7 @@ Deno.test("probe stage: entropy table by distance from the last result vs respon
 });
 
 Deno.test("rl dry run: per-step batches with advantages; resume gives the same outputs", async () => {
-  const opts = {
+  const opts = rlOptionsSchema.parse({
     benchmark: "arith",
     split: "train",
     questions: "all",
@@ -160,10 +169,11 @@ Deno.test("rl dry run: per-step batches with advantages; resume gives the same o
     sampling,
     steps: 3,
     questions_per_step: 2,
+    minibatch: 2, // ≤ questions_per_step (the schema checks it; a dry run does no update)
     dry_run: true,
-  };
+  });
   const full = makeCtx("rl", opts);
-  const r = await runRlDryRun(full.ctx);
+  const r = await runRlDryRun(full.ctx, opts);
   assert.deepEqual(Object.keys(r.outputs).sort(), [
     "batches",
     "report",
@@ -191,7 +201,7 @@ Deno.test("rl dry run: per-step batches with advantages; resume gives the same o
     state: first.state,
     meta: { steps: [batchesMeta.steps[0]] },
   });
-  const r2 = await runRlDryRun(resumed.ctx);
+  const r2 = await runRlDryRun(resumed.ctx, opts);
   assert.deepEqual(r2.outputs, r.outputs);
   // Question order: a keyed shuffle per step, no repeats within a step.
   const s = new Stream([1, "x"]);
@@ -201,7 +211,7 @@ Deno.test("rl dry run: per-step batches with advantages; resume gives the same o
 });
 
 Deno.test("chunking the questions of a stage does not change any tree", async () => {
-  const config = resolveRolloutConfig({ rollouts: 3, initial: 2, entropy_weight: 5 }, sampling);
+  const config = parseRolloutConfig({ rollouts: 3, initial: 2, entropy_weight: 5 }, sampling);
   const run = async (maxSequences: number) => {
     const { ctx, policy } = makeCtx("eval", {});
     const r = await rolloutTasks(

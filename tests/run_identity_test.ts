@@ -2,24 +2,29 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ArpoError } from "../src/errors.ts";
 import { z } from "zod";
-import { loadManifest, registerStageKind } from "../src/manifest/mod.ts";
+import { loadManifest, type StageSchema } from "../src/manifest/mod.ts";
+import { BUILTIN_STAGES } from "../src/run/builtin.ts";
 import { createReporter } from "../src/run/progress.ts";
 import { runManifest } from "../src/run/runner.ts";
 import { readRecord, runIdOf } from "../src/store/records.ts";
 import type { Store } from "../src/store/store.ts";
-import { hooks } from "./fixtures/stages/fixture_stages.ts";
+import { hooks, stages as fixtureStages } from "./fixtures/stages/fixture_stages.ts";
 import { rm, scratchFixtures, scratchStore } from "./fixtures/helpers.ts";
+
+/** The built-in stage kinds and the fixture ones. */
+const stages = [...BUILTIN_STAGES, ...fixtureStages];
 
 async function run(
   dir: string,
   store: Store,
-  o: { set?: string[]; force?: boolean; manifest?: string } = {},
+  o: { set?: string[]; force?: boolean; manifest?: string; schemas?: StageSchema[] } = {},
 ) {
   const m = await loadManifest(join(dir, "manifests", o.manifest ?? "basic.yaml"), {
+    stages: o.schemas ?? stages,
     overrides: o.set ?? [],
   });
   hooks.runs = [];
-  const r = await runManifest({ store, view: m, force: o.force });
+  const r = await runManifest({ store, view: m, stages, force: o.force });
   return { ...r, ran: [...hooks.runs] };
 }
 
@@ -94,12 +99,13 @@ Deno.test("run: progress style and log level are not part of the identity", asyn
   const dir = await scratchFixtures();
   const store = await scratchStore();
   try {
-    const m = await loadManifest(join(dir, "manifests", "basic.yaml"));
+    const m = await loadManifest(join(dir, "manifests", "basic.yaml"), { stages });
     const ids = new Set<string>();
     for (const [style, level] of [["none", "quiet"], ["plain", "debug"]] as const) {
       const r = await runManifest({
         store,
         view: m,
+        stages,
         force: true,
         reporter: createReporter(style, level),
       });
@@ -118,6 +124,7 @@ Deno.test("run: an interrupted stage resumes from its last checkpoint with the s
   try {
     const full = await run(dir, ref, { set: ["stages[0].draw.steps=4"] });
     const m = await loadManifest(join(dir, "manifests", "basic.yaml"), {
+      stages,
       overrides: ["stages[0].draw.steps=4"],
     });
     const ac = new AbortController();
@@ -127,13 +134,13 @@ Deno.test("run: an interrupted stage resumes from its last checkpoint with the s
       if (stage === "first" && step === 2) ac.abort();
     };
     await assert.rejects(
-      () => runManifest({ store, view: m, signal: ac.signal }),
+      () => runManifest({ store, view: m, stages, signal: ac.signal }),
       (e: Error) => e instanceof ArpoError && /interrupted/.test(e.message) && e.exitCode === 130,
     );
     const rec = await readRecord(store, full.runId);
     assert.equal(rec.status, "interrupted");
     steps.length = 0;
-    const resumed = await runManifest({ store, view: m });
+    const resumed = await runManifest({ store, view: m, stages });
     assert.deepEqual(steps, [3, 4, 1], "first resumes at step 3, then second runs");
     assert.equal(resumed.runId, full.runId);
     assert.deepEqual(resumed.record.stages, full.record.stages);
@@ -175,13 +182,14 @@ Deno.test("run: a stage kind with no implementation fails before anything is rec
   const dir = await scratchFixtures();
   const store = await scratchStore();
   try {
-    registerStageKind("schema_only", z.strictObject({}));
+    // The manifest loader knows the kind's schema; the run is given no implementation of it.
+    const schemaOnly: StageSchema = { kind: "schema_only", options: z.strictObject({}) };
     await Deno.writeTextFile(
       join(dir, "manifests", "k.yaml"),
       "name: k\nstages:\n  - draw: { steps: 1 }\n  - schema_only\n",
     );
     await assert.rejects(
-      () => run(dir, store, { manifest: "k.yaml" }),
+      () => run(dir, store, { manifest: "k.yaml", schemas: [...stages, schemaOnly] }),
       (e: Error) =>
         e instanceof ArpoError && /k\.yaml:4:\d+: stage 'schema_only'/.test(e.message) &&
         /no implementation of stage kind 'schema_only'.*draw/.test(e.message),

@@ -3,11 +3,16 @@ import { join } from "node:path";
 import { loadManifest } from "../src/manifest/mod.ts";
 import { verifyRun } from "../src/run/reexec.ts";
 import { runManifest } from "../src/run/runner.ts";
-import { type PolicyFactoryInput, setPolicyFactory } from "../src/run/stages.ts";
+import { BUILTIN_STAGES } from "../src/run/builtin.ts";
+import type { PolicyFactory, PolicyFactoryInput } from "../src/run/stages.ts";
 import type { Policy } from "../src/policy/types.ts";
 import { exportRun, importArchive } from "../src/store/archive.ts";
-import "./fixtures/stages/fixture_stages.ts";
+import { stages as fixtureStages } from "./fixtures/stages/fixture_stages.ts";
 import { rm, scratchFixtures, scratchStore } from "./fixtures/helpers.ts";
+
+const stages = [...BUILTIN_STAGES, ...fixtureStages];
+/** The manifest at `path`, with the fixture stage kinds. */
+const load = (path: string) => loadManifest(path, { stages });
 
 Deno.test("run: the model directory is archived, digested into the id and materialized for reruns", async () => {
   const dir = await scratchFixtures();
@@ -23,7 +28,7 @@ Deno.test("run: the model directory is archived, digested into the id and materi
       path,
       "name: m\npolicy: { model: ./model }\nstages:\n  - modelfiles\n",
     );
-    const a = await runManifest({ store, view: await loadManifest(path) });
+    const a = await runManifest({ store, view: await load(path), stages });
     assert.deepEqual(Object.keys(a.record.modelFiles ?? {}).sort(), [
       "config.json",
       "sub/weights.bin",
@@ -35,24 +40,24 @@ Deno.test("run: the model directory is archived, digested into the id and materi
     const tar = join(dir, "m.tar");
     await exportRun(store, a.runId, tar);
     await Deno.writeTextFile(join(model, "sub", "weights.bin"), "4567");
-    const b = await runManifest({ store, view: await loadManifest(path) });
+    const b = await runManifest({ store, view: await load(path), stages });
     assert.notEqual(b.runId, a.runId, "new weights, new run id");
 
     await rm(model);
     await importArchive(other, tar);
-    const v = await verifyRun(other, a.runId);
+    const v = await verifyRun(other, a.runId, { stages });
     assert.deepEqual(v.divergences, [], "the archived model is what the re-execution sees");
   } finally {
     await rm(dir, join(store.root, ".."), join(other.root, ".."));
   }
 });
 
-Deno.test("run: ctx.policy() goes to the registered factory, once per request, disposed after", async () => {
+Deno.test("run: ctx.policy() goes to the run's policy factory, once per request, disposed after", async () => {
   const dir = await scratchFixtures();
   const store = await scratchStore();
   const made: PolicyFactoryInput[] = [];
   let disposed = 0;
-  setPolicyFactory((input) => {
+  const policyFactory: PolicyFactory = (input) => {
     made.push(input);
     return Promise.resolve({
       digest: `fake-${input.request.weights ?? "base"}`,
@@ -61,11 +66,11 @@ Deno.test("run: ctx.policy() goes to the registered factory, once per request, d
         return Promise.resolve();
       },
     } as unknown as Policy);
-  });
+  };
   try {
     const path = join(dir, "manifests", "p.yaml");
     await Deno.writeTextFile(path, "name: p\nstages:\n  - usepolicy\n");
-    const r = await runManifest({ store, view: await loadManifest(path) });
+    const r = await runManifest({ store, view: await load(path), stages, policyFactory });
     assert.deepEqual(await store.getJson(r.record.stages.usepolicy.outputs.digest), [
       "fake-base",
       true,
@@ -76,7 +81,6 @@ Deno.test("run: ctx.policy() goes to the registered factory, once per request, d
     assert.equal(made[0].modelPath, undefined);
     assert.equal(made[0].manifest.name, "p");
   } finally {
-    setPolicyFactory(undefined);
     await rm(dir, join(store.root, ".."));
   }
 });
@@ -92,18 +96,18 @@ Deno.test("plugins: ctx.cached computes once per (plugin, options, data, key)", 
       path,
       "name: c\nplugins:\n  tools:\n    - use: ../plugins/cached_tool.ts\n      with: { file: data/qa.json }\n",
     );
-    await runManifest({ store, view: await loadManifest(path) });
-    await runManifest({ store, view: await loadManifest(path) });
+    await runManifest({ store, view: await load(path), stages });
+    await runManifest({ store, view: await load(path), stages });
     assert.equal(g.__cachedComputes, 1, "second run served from the store");
     await Deno.writeTextFile(join(dir, "manifests", "data", "qa.json"), "[]");
-    await runManifest({ store, view: await loadManifest(path) });
+    await runManifest({ store, view: await load(path), stages });
     assert.equal(g.__cachedComputes, 2, "changed data, recomputed");
   } finally {
     await rm(dir, join(store.root, ".."));
   }
 });
 
-Deno.test("run: without a registered factory, ctx.policy() builds the manifest's policy", async () => {
+Deno.test("run: without a policy factory, ctx.policy() builds the manifest's policy", async () => {
   const dir = await scratchFixtures();
   const store = await scratchStore();
   try {
@@ -113,7 +117,7 @@ Deno.test("run: without a registered factory, ctx.policy() builds the manifest's
       "name: d\npolicy:\n  init: { hidden_size: 16, layers: 1, heads: 2, kv_heads: 2, " +
         "intermediate_size: 32, max_position: 64 }\nstages:\n  - usepolicy: { weights: false }\n",
     );
-    const r = await runManifest({ store, view: await loadManifest(path) });
+    const r = await runManifest({ store, view: await load(path), stages });
     const [digest, same] = await store.getJson<[string, boolean]>(
       r.record.stages.usepolicy.outputs.digest,
     );

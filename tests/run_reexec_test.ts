@@ -8,16 +8,19 @@ import { diffRuns } from "../src/run/diff.ts";
 import { exportRun, importArchive } from "../src/store/archive.ts";
 import { readRecord } from "../src/store/records.ts";
 import { readTar, writeTar } from "../src/store/tar.ts";
-import { hooks } from "./fixtures/stages/fixture_stages.ts";
+import { BUILTIN_STAGES } from "../src/run/builtin.ts";
+import { hooks, stages as fixtureStages } from "./fixtures/stages/fixture_stages.ts";
 import { rm, scratchFixtures, scratchStore } from "./fixtures/helpers.ts";
+
+const stages = [...BUILTIN_STAGES, ...fixtureStages];
 
 async function basicRun(
   dir: string,
   store: import("../src/store/store.ts").Store,
   set: string[] = [],
 ) {
-  const m = await loadManifest(join(dir, "manifests", "basic.yaml"), { overrides: set });
-  return await runManifest({ store, view: m });
+  const m = await loadManifest(join(dir, "manifests", "basic.yaml"), { stages, overrides: set });
+  return await runManifest({ store, view: m, stages });
 }
 
 Deno.test("verify: re-execution from the archive reproduces every output digest", async () => {
@@ -27,12 +30,12 @@ Deno.test("verify: re-execution from the archive reproduces every output digest"
     const r = await basicRun(dir, store);
     // The plugin files change after the run: verify and rerun use the archived sources.
     await Deno.writeTextFile(join(dir, "plugins", "echo_tool.ts"), "export default 42;\n");
-    const v = await verifyRun(store, r.runId);
+    const v = await verifyRun(store, r.runId, { stages });
     assert.deepEqual(v.divergences, []);
     assert.equal(v.reexecutedId, r.runId);
     assert.equal(v.outputs, 2);
     hooks.archivedKeys = [];
-    const again = await reexecute(store, r.record, store);
+    const again = await reexecute(store, r.record, store, { stages });
     assert.deepEqual(hooks.archivedKeys, [r.record.stages.first.key, r.record.stages.second.key]);
     assert.equal(again.runId, r.runId);
     assert.deepEqual(again.computed, ["first", "second"]);
@@ -49,7 +52,7 @@ Deno.test("verify: data read through absolute paths under the manifest dir comes
     const r = await basicRun(dir, store, ["plugins.benchmarks[0].with.absolute=true"]);
     assert.deepEqual(Object.keys(r.record.identity.data), ["data/qa.json"]);
     await rm(join(dir, "manifests"));
-    const v = await verifyRun(store, r.runId);
+    const v = await verifyRun(store, r.runId, { stages });
     assert.deepEqual(v.divergences, []);
   } finally {
     await rm(dir, join(store.root, ".."));
@@ -62,8 +65,8 @@ Deno.test("verify: a non-deterministic stage is caught, naming the first differi
   try {
     const path = join(dir, "manifests", "noisy.yaml");
     await Deno.writeTextFile(path, "name: noisy\nstages:\n  - draw: { steps: 1 }\n  - wallclock\n");
-    const r = await runManifest({ store, view: await loadManifest(path) });
-    const v = await verifyRun(store, r.runId);
+    const r = await runManifest({ store, view: await loadManifest(path, { stages }), stages });
+    const v = await verifyRun(store, r.runId, { stages });
     assert.equal(v.divergences.length, 1);
     assert.equal(v.divergences[0].stage, "wallclock");
     assert.match(
@@ -86,7 +89,7 @@ Deno.test("verify: a tampered object is reported by digest and what it was", asy
     const bad = await checkIntegrity(store, r.record);
     assert.deepEqual(bad, [{ digest: d, what: "data file data/qa.json", state: "damaged" }]);
     await assert.rejects(
-      () => verifyRun(store, r.runId),
+      () => verifyRun(store, r.runId, { stages }),
       (e: Error) =>
         e instanceof ArpoError && e.message.includes(d) && e.message.includes(r.runId) &&
         /data file data\/qa.json/.test(e.message) && /no longer match/.test(e.message),
@@ -114,7 +117,7 @@ Deno.test("archive: export → import into another store works without the origi
     const rec = await readRecord(other, r.runId);
     assert.deepEqual(rec.stages, r.record.stages);
     assert.deepEqual(await checkIntegrity(other, rec), []);
-    const v = await verifyRun(other, r.runId);
+    const v = await verifyRun(other, r.runId, { stages });
     assert.deepEqual(v.divergences, []);
   } finally {
     await rm(dir, join(store.root, ".."), join(other.root, ".."));

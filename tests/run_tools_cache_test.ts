@@ -8,17 +8,19 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { loadManifest } from "../src/manifest/mod.ts";
 import { runManifest } from "../src/run/runner.ts";
-import { loadBuiltins } from "../src/run/builtin.ts";
-import { setPolicyFactory } from "../src/run/stages.ts";
+import { BUILTIN_STAGES } from "../src/run/builtin.ts";
 import { parseTreeLines } from "../src/rollout/artifacts.ts";
 import { parseToolCallLines, toolCacheEnabled } from "../src/run/stages/stage_tools.ts";
 import { storeToolCache, toolCacheScope } from "../src/run/tool_cache.ts";
 import { toolCallKey } from "../src/tools/runtime.ts";
 import type { Store } from "../src/store/store.ts";
 import { rm, scratchStore } from "./fixtures/helpers.ts";
-import { useScriptedPolicy } from "./fixtures/run_tools/script.ts";
+import { scriptedPolicyFactory } from "./fixtures/run_tools/script.ts";
 
 const MANIFEST = fileURLToPath(new URL("./fixtures/run_tools/cache.yaml", import.meta.url));
+const stages = BUILTIN_STAGES;
+/** The scripted policy without the search step. */
+const policyFactory = scriptedPolicyFactory(false);
 const live = () =>
   (globalThis as { __runToolsLive?: Record<string, number> }).__runToolsLive ??= {};
 const text = async (store: Store, d: string) => new TextDecoder().decode(await store.getBytes(d));
@@ -29,21 +31,19 @@ async function treeDigests(store: Store, index: string): Promise<string[]> {
 }
 
 Deno.test("tool cache: a forced second run is served from the store and gives the same bytes", async () => {
-  await loadBuiltins();
-  useScriptedPolicy(false);
   const store = await scratchStore();
   try {
-    const view = await loadManifest(MANIFEST);
+    const view = await loadManifest(MANIFEST, { stages });
     assert.equal(view.manifest.runtime.tool_cache, true, "on by default");
     live().python = 0;
-    const a = await runManifest({ store, view });
+    const a = await runManifest({ store, view, policyFactory });
     // 3 questions × 2 trajectories, the same input per question: 3 live calls (the second
     // trajectory's identical concurrent call shares the first one's).
     assert.equal(live().python, 3);
     assert.equal(a.record.timings["eval.tool_calls.live"], 3);
     assert.equal(a.record.timings["eval.tool_calls.cached"], 3);
 
-    const b = await runManifest({ store, view, force: true });
+    const b = await runManifest({ store, view, policyFactory, force: true });
     assert.deepEqual(b.computed, ["eval"]);
     assert.equal(live().python, 3, "no live call: every result came from the store's cache");
     assert.equal(b.record.timings["eval.tool_calls.live"], 0);
@@ -67,18 +67,15 @@ Deno.test("tool cache: a forced second run is served from the store and gives th
     const hit = await storeToolCache(store, scope).get(toolCallKey(digest, "0*7"));
     assert.deepEqual(JSON.parse(hit!), { text: "0", error: false });
   } finally {
-    setPolicyFactory(undefined);
     await rm(store.root);
   }
 });
 
 Deno.test("tool cache: the tool_calls output lists every call in tree order, deterministic fields only", async () => {
-  await loadBuiltins();
-  useScriptedPolicy(false);
   const store = await scratchStore();
   try {
-    const view = await loadManifest(MANIFEST);
-    const a = await runManifest({ store, view });
+    const view = await loadManifest(MANIFEST, { stages });
+    const a = await runManifest({ store, view, policyFactory });
     const lines = parseToolCallLines(await text(store, a.record.stages.eval.outputs.tool_calls));
     assert.deepEqual(
       lines.map((l) => [l.task_id, l.path, l.call, l.input, l.output]),
@@ -117,21 +114,18 @@ Deno.test("tool cache: the tool_calls output lists every call in tree order, det
       ]);
     }
   } finally {
-    setPolicyFactory(undefined);
     await rm(store.root);
   }
 });
 
 Deno.test("tool cache: runtime.tool_cache false (or false for the tool) calls live every run", async () => {
-  await loadBuiltins();
-  useScriptedPolicy(false);
   for (const set of ["runtime.tool_cache=false", "runtime.tool_cache={python: false}"]) {
     const store = await scratchStore();
     try {
-      const view = await loadManifest(MANIFEST, { overrides: [set] });
+      const view = await loadManifest(MANIFEST, { stages, overrides: [set] });
       live().python = 0;
-      const a = await runManifest({ store, view });
-      const b = await runManifest({ store, view, force: true });
+      const a = await runManifest({ store, view, policyFactory });
+      const b = await runManifest({ store, view, policyFactory, force: true });
       assert.equal(live().python, 6, `${set}: live on both runs`);
       assert.equal(b.record.timings["eval.tool_calls.live"], 3, set);
       assert.deepEqual(b.record.stages.eval.outputs, a.record.stages.eval.outputs, set);
@@ -139,7 +133,6 @@ Deno.test("tool cache: runtime.tool_cache false (or false for the tool) calls li
       await rm(store.root);
     }
   }
-  setPolicyFactory(undefined);
 });
 
 Deno.test("tool cache: toolCacheEnabled reads the manifest setting", () => {

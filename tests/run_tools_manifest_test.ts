@@ -6,8 +6,14 @@
  */
 import assert from "node:assert/strict";
 import { ManifestError, manifestJsonSchema, parseManifest } from "../src/manifest/mod.ts";
-import { resolveRolloutConfig } from "../src/rollout/config.ts";
-import type { RolloutConfigInput, SamplingConfigInput } from "../src/rollout/config.ts";
+import {
+  rolloutConfig,
+  type RolloutSettings,
+  type SamplingSettings,
+} from "../src/rollout/config.ts";
+import { BUILTIN_STAGES } from "../src/run/builtin.ts";
+
+const stages = BUILTIN_STAGES;
 
 const TOOLS = `
 name: t
@@ -19,7 +25,7 @@ plugins:
 
 function parseError(text: string): ManifestError {
   try {
-    parseManifest(text, "inline.yaml");
+    parseManifest(text, "inline.yaml", { stages });
   } catch (e) {
     if (e instanceof ManifestError) return e;
     throw e;
@@ -28,12 +34,10 @@ function parseError(text: string): ManifestError {
 }
 
 function stageRollout(yaml: string, stage = 0) {
-  const m = parseManifest(TOOLS + yaml, "inline.yaml").manifest;
-  const o = m.stages[stage].options as {
-    rollout: RolloutConfigInput & Record<string, unknown>;
-    sampling: SamplingConfigInput;
-  };
-  return { raw: o.rollout, config: resolveRolloutConfig(o.rollout, o.sampling, "stage") };
+  const m = parseManifest(TOOLS + yaml, "inline.yaml", { stages }).manifest;
+  // Validated by the stage kind's schema (defaults filled): the engine's config is a mapping.
+  const o = m.stages[stage].options as { rollout: RolloutSettings; sampling: SamplingSettings };
+  return { raw: o.rollout, config: rolloutConfig(o.rollout, o.sampling) };
 }
 
 Deno.test("manifest: rollout.entropy_norm defaults by mode (paper: vocab, reference: log_vocab)", () => {
@@ -74,7 +78,8 @@ Deno.test("manifest: rollout.reference_top_k and reference_window default to 10 
 });
 
 Deno.test("manifest: runtime.tool_cache is true by default, or false, or per tool", () => {
-  const m = (extra: string) => parseManifest(TOOLS + extra, "inline.yaml").manifest.runtime;
+  const m = (extra: string) =>
+    parseManifest(TOOLS + extra, "inline.yaml", { stages }).manifest.runtime;
   assert.equal(m("").tool_cache, true);
   assert.equal(m("runtime: {tool_cache: false}\n").tool_cache, false);
   assert.deepEqual(m("runtime: {tool_cache: {search: false}}\n").tool_cache, { search: false });
@@ -89,7 +94,7 @@ Deno.test("manifest: runtime.tool_cache is true by default, or false, or per too
 
 Deno.test("manifest schema: the new keys are in the editor schema, optional", () => {
   type S = Record<string, unknown>;
-  const s = manifestJsonSchema() as S;
+  const s = manifestJsonSchema(stages) as S;
   const runtime = (s.properties as Record<string, S>).runtime;
   assert.ok("tool_cache" in (runtime.properties as S));
   assert.ok(!((runtime.required as string[] | undefined) ?? []).includes("tool_cache"));

@@ -10,30 +10,30 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadManifest } from "../src/manifest/mod.ts";
 import { runManifest } from "../src/run/runner.ts";
-import { loadBuiltins } from "../src/run/builtin.ts";
+import { BUILTIN_STAGES } from "../src/run/builtin.ts";
 import { compareOutputs, reexecute, verifyRun } from "../src/run/reexec.ts";
-import { setPolicyFactory } from "../src/run/stages.ts";
 import { parseToolCallLines, replayRecordsOf, StageTools } from "../src/run/stages/stage_tools.ts";
 import { replayFromRecords, toolCallKey } from "../src/tools/runtime.ts";
 import type { Tool } from "../src/plugin/contracts.ts";
 import type { Store } from "../src/store/store.ts";
 import { REPO, rm, scratchStore } from "./fixtures/helpers.ts";
-import { useScriptedPolicy } from "./fixtures/run_tools/script.ts";
+import { scriptedPolicyFactory } from "./fixtures/run_tools/script.ts";
 
 const MANIFEST = fileURLToPath(new URL("./fixtures/run_tools/replay.yaml", import.meta.url));
 const PRELOAD = fileURLToPath(new URL("./fixtures/run_tools/preload.ts", import.meta.url));
+const stages = BUILTIN_STAGES;
+/** The scripted policy with the search step. */
+const policyFactory = scriptedPolicyFactory(true);
 const live = () =>
   (globalThis as { __runToolsLive?: Record<string, number> }).__runToolsLive ??= {};
 const text = async (store: Store, d: string) => new TextDecoder().decode(await store.getBytes(d));
 
 Deno.test("replay: rerun replays the recorded search results; --live-tools calls live", async () => {
-  await loadBuiltins();
-  useScriptedPolicy(true);
   const store = await scratchStore();
   try {
-    const view = await loadManifest(MANIFEST);
+    const view = await loadManifest(MANIFEST, { stages });
     live().search = 0;
-    const a = await runManifest({ store, view });
+    const a = await runManifest({ store, view, policyFactory });
     // 3 questions × 2 trajectories, one search each, every one live (no cache for it).
     assert.equal(live().search, 6);
     const lines = parseToolCallLines(await text(store, a.record.stages.eval.outputs.tool_calls));
@@ -52,42 +52,38 @@ Deno.test("replay: rerun replays the recorded search results; --live-tools calls
     assert.ok(searches.filter((l) => !l.truncated).every((l) => l.raw === undefined));
 
     // rerun (same store): the search is replayed site by site, python comes from the cache.
-    const r = await reexecute(store, a.record, store);
+    const r = await reexecute(store, a.record, store, { policyFactory });
     assert.equal(live().search, 6, "no live search on rerun");
     assert.equal(r.record.timings["eval.tool_calls.replayed"], 6);
     assert.equal(r.record.timings["eval.tool_calls.live"], 0);
     assert.deepEqual(compareOutputs(a.record, r.record), []);
 
     // --live-tools: the search runs live again; its answers drifted, so the outputs differ.
-    const l = await reexecute(store, a.record, store, { liveTools: true });
+    const l = await reexecute(store, a.record, store, { policyFactory, liveTools: true });
     assert.equal(live().search, 12);
     assert.equal(l.record.timings["eval.tool_calls.replayed"], 0);
     const diff = compareOutputs(a.record, l.record);
     assert.ok(diff.some((d) => d.output === "tool_calls"), JSON.stringify(diff));
     assert.ok(diff.some((d) => d.output === "rollouts"), JSON.stringify(diff));
   } finally {
-    setPolicyFactory(undefined);
     await rm(store.root);
   }
 });
 
 Deno.test("replay: verify re-executes into a scratch store with the recorded calls", async () => {
-  await loadBuiltins();
-  useScriptedPolicy(true);
   const store = await scratchStore();
   try {
-    const view = await loadManifest(MANIFEST);
-    const a = await runManifest({ store, view });
+    const view = await loadManifest(MANIFEST, { stages });
+    const a = await runManifest({ store, view, policyFactory });
     const before = live().python ?? 0;
-    const v = await verifyRun(store, a.runId);
+    const v = await verifyRun(store, a.runId, { policyFactory });
     assert.deepEqual(v.divergences, []);
     // The scratch store has no cache: the deterministic tool really ran again.
     assert.equal(live().python, before + 3);
-    const vl = await verifyRun(store, a.runId, { liveTools: true });
+    const vl = await verifyRun(store, a.runId, { policyFactory, liveTools: true });
     assert.ok(vl.divergences.length > 0);
     assert.equal(vl.divergences[0].stage, "eval");
   } finally {
-    setPolicyFactory(undefined);
     await rm(store.root);
   }
 });
@@ -154,10 +150,10 @@ Deno.test("replay: each call site gets its own recorded result, timeouts include
   assert.deepEqual((await at("b")).output, "q #2");
   assert.deepEqual((await at("a")).output, "q #1");
   const c = await at("c");
-  assert.deepEqual([c.output, c.timedOut, c.replayed], [
+  assert.deepEqual([c.output, c.timedOut, c.source], [
     "Error: search timed out after 1s",
     true,
-    true,
+    "replayed",
   ]);
   // An unrecorded site: the first completed result of the key.
   assert.equal((await at("z")).output, "q #1");

@@ -16,10 +16,9 @@ import {
   type ProgressStyle,
   truncate,
 } from "../src/run/progress.ts";
-import type { ProgressUpdate } from "../src/run/stages.ts";
-import { setPolicyFactory } from "../src/run/stages.ts";
+import type { PolicyFactory, ProgressUpdate } from "../src/run/stages.ts";
 import { loadManifest } from "../src/manifest/mod.ts";
-import { loadBuiltins } from "../src/run/builtin.ts";
+import { BUILTIN_STAGES } from "../src/run/builtin.ts";
 import { runManifest } from "../src/run/runner.ts";
 import { type Script, ScriptedPolicy } from "./fixtures/rollout/scripted_policy.ts";
 import { rm, scratchStore } from "./fixtures/helpers.ts";
@@ -196,17 +195,18 @@ const script: Script = (ctx) => {
 };
 
 Deno.test("progress: eval, probe and rl dry run report rollouts, tool calls, steps and reward", async () => {
-  await loadBuiltins();
-  setPolicyFactory(() => Promise.resolve(new ScriptedPolicy(script)));
+  const policyFactory: PolicyFactory = () => Promise.resolve(new ScriptedPolicy(script));
   const store = await scratchStore();
   const seen: Record<string, ProgressUpdate[]> = {};
   try {
     const view = await loadManifest(
       fileURLToPath(new URL("./fixtures/terminal/stages.yaml", import.meta.url)),
+      { stages: BUILTIN_STAGES },
     );
     const r = await runManifest({
       store,
       view,
+      policyFactory,
       reporter: {
         stage() {},
         progress: (stage, u) => (seen[stage] ??= []).push(structuredClone(u)),
@@ -235,13 +235,12 @@ Deno.test("progress: eval, probe and rl dry run report rollouts, tool calls, ste
     const rewards = seen.rl.filter((u) => u.reward !== undefined).length;
     assert.equal(rewards, 4, "one reward per step");
     // Progress is presentation only: recomputed without a reporter, the same outputs.
-    const quiet = await runManifest({ store, view, force: true });
+    const quiet = await runManifest({ store, view, policyFactory, force: true });
     assert.equal(quiet.runId, r.runId);
     for (const s of ["eval", "probe", "rl"]) {
       assert.deepEqual(quiet.record.stages[s].outputs, r.record.stages[s].outputs, s);
     }
   } finally {
-    setPolicyFactory(undefined);
     await rm(store.root);
   }
 });

@@ -49,8 +49,8 @@ Deno.test("runtime: tags, descriptions, plain calls and records", async () => {
   assert.equal(o.tool, "calc");
   assert.equal(o.tag, "python");
   assert.deepEqual(
-    [o.error, o.timedOut, o.truncated, o.cached, o.replayed, o.attempts],
-    [false, false, false, false, false, 1],
+    [o.error, o.timedOut, o.truncated, o.source, o.attempts],
+    [false, false, false, "live", 1],
   );
   assert.ok(o.durationMs >= 0);
   const u = await rt.call("browse", "x");
@@ -207,12 +207,12 @@ Deno.test("runtime: cache keyed by (tool digest, input)", async () => {
   const a = await rt.call("count", "in");
   assert.equal(a.output, "in#1");
   const b = await rt.call("count", "in");
-  assert.deepEqual([b.output, b.cached, b.attempts], ["in#1", true, 0]);
+  assert.deepEqual([b.output, b.source, b.attempts], ["in#1", "cached", 0]);
   assert.equal((await rt.call("count", "other")).output, "other#2");
   // Another runtime over the same cache and digest: no new call. Another digest: a new call.
-  assert.equal((await mk(D1).call("count", "in")).cached, true);
+  assert.equal((await mk(D1).call("count", "in")).source, "cached");
   const c = await mk(D2).call("count", "in");
-  assert.deepEqual([c.output, c.cached], ["in#3", false]);
+  assert.deepEqual([c.output, c.source], ["in#3", "live"]);
   // The raw text is cached and the cap applied on the way out.
   const long = await mk(D1).call("count", "longer input");
   assert.equal(long.truncated, true);
@@ -256,15 +256,15 @@ Deno.test("runtime: non-deterministic tools replay recorded results unless live"
   const a1 = await first.call("search", "q1");
   const a2 = await first.call("search", "q1");
   // Not served from the cache: each call is live, and nothing is cached.
-  assert.deepEqual([a1.output, a2.output, a2.cached], ["live q1 1", "live q1 2", false]);
+  assert.deepEqual([a1.output, a2.output, a2.source], ["live q1 1", "live q1 2", "live"]);
   assert.equal(cache.map.size, 0);
   const replay = replayFromRecords(first.records());
   const rerun = createToolRuntime([{ name: "web", tool: web(), digest: D1 }], { cache, replay });
   const r = await rerun.call("search", "q1");
-  assert.deepEqual([r.output, r.replayed, r.cached, r.attempts], ["live q1 1", true, false, 0]);
+  assert.deepEqual([r.output, r.source, r.attempts], ["live q1 1", "replayed", 0]);
   assert.equal(rerun.records()[0].source, "replayed");
   const miss = await rerun.call("search", "q2");
-  assert.deepEqual([miss.output, miss.replayed], ["live q2 3", false]);
+  assert.deepEqual([miss.output, miss.source], ["live q2 3", "live"]);
   const live = createToolRuntime([{ name: "web", tool: web(), digest: D1 }], {
     replay,
     live: true,
@@ -305,7 +305,7 @@ Deno.test("runtime: identical concurrent calls of a deterministic tool share one
     rt.call("slow", "b"),
   ]);
   assert.deepEqual(outs.map((o) => o.output), ["a:1", "a:1", "b:2"]);
-  assert.deepEqual(outs.map((o) => o.cached), [false, true, false]);
+  assert.deepEqual(outs.map((o) => o.source), ["live", "cached", "live"]);
   assert.deepEqual(outs.map((o) => o.attempts), [1, 0, 1]);
   // Done calls are not remembered without a cache; non-deterministic tools never share.
   assert.equal((await rt.call("slow", "a")).output, "a:3");
@@ -317,5 +317,5 @@ Deno.test("runtime: identical concurrent calls of a deterministic tool share one
   }]);
   const two = await Promise.all([nd.call("slow", "a"), nd.call("slow", "a")]);
   assert.equal(calls, 2);
-  assert.deepEqual(two.map((o) => o.cached), [false, false]);
+  assert.deepEqual(two.map((o) => o.source), ["live", "live"]);
 });

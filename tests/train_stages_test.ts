@@ -7,8 +7,8 @@
  */
 import { memoryStore } from "./fixtures/helpers.ts";
 import assert from "node:assert/strict";
-import { runSft } from "../src/run/stages/sft.ts";
-import { runRl } from "../src/run/stages/rl.ts";
+import { runSft, sftOptionsSchema } from "../src/run/stages/sft.ts";
+import { rlOptionsSchema, runRl } from "../src/run/stages/rl.ts";
 import type { StageContext } from "../src/run/stages.ts";
 import type { Benchmark, Demonstration, Reward, Task, Tool } from "../src/plugin/contracts.ts";
 import { Stream } from "../src/rng.ts";
@@ -64,9 +64,10 @@ const init = policyInitSchema.parse({
 
 type Ckpt = { step: number; state: Record<string, string>; meta: Record<string, Json> };
 
+/** A hand-built context; `options` as the stage's schema produced them (the runner's job). */
 async function makeCtx(
   kind: string,
-  options: Record<string, unknown>,
+  options: object,
   opts: { checkpoint?: Ckpt; objects?: Map<string, Uint8Array>; inputs?: Record<string, unknown> } =
     {},
 ) {
@@ -75,7 +76,13 @@ async function makeCtx(
   const store = memoryStore(objects);
   const { model, tokenizer } = await loadPolicyModel({ init }, { baseDir: ".", seed: 3 });
   const policies: OnnxPolicy[] = [];
-  const plugin = <P>(name: string, p: P) => ({ name, use: name, digest: sha256(name), plugin: p });
+  const plugin = <P>(name: string, p: P) => ({
+    name,
+    use: name,
+    digest: sha256(name),
+    reads: { data: {}, documents: [] },
+    plugin: p,
+  });
   const ctx = {
     config: { kind, name: kind, options },
     name: kind,
@@ -116,7 +123,7 @@ async function makeCtx(
   return { ctx, objects, saved, close, tokenizer };
 }
 
-const sftOpts = {
+const sftOpts = sftOptionsSchema.parse({
   benchmarks: ["toy"],
   split: "train",
   questions: "all",
@@ -127,7 +134,7 @@ const sftOpts = {
   batch_size: 2,
   weight_decay: 0.01,
   grad_clip: 1.0,
-};
+});
 
 Deno.test("sft data: tool results are masked, the response and EOS are learned", async () => {
   const { tokenizer, close } = await makeCtx("sft", sftOpts);
@@ -144,7 +151,7 @@ Deno.test("sft data: tool results are masked, the response and EOS are learned",
 
 Deno.test("sft stage: loss falls, deterministic outputs, resume gives the same bytes", async () => {
   const a = await makeCtx("sft", sftOpts);
-  const ra = await runSft(a.ctx);
+  const ra = await runSft(a.ctx, sftOpts);
   const curve = JSON.parse(new TextDecoder().decode(a.objects.get(ra.outputs.curve)!)).steps;
   assert.equal(curve.length, 28);
   assert.ok(
@@ -153,17 +160,17 @@ Deno.test("sft stage: loss falls, deterministic outputs, resume gives the same b
   );
   assert.ok(a.saved.length >= 2 && a.saved[0].step === 24);
   const b = await makeCtx("sft", sftOpts);
-  const rb = await runSft(b.ctx);
+  const rb = await runSft(b.ctx, sftOpts);
   assert.deepEqual(rb.outputs, ra.outputs);
   // Resume from the mid-run checkpoint (objects carried over, as the store would).
   const c = await makeCtx("sft", sftOpts, { checkpoint: a.saved[0], objects: a.objects });
-  const rc = await runSft(c.ctx);
+  const rc = await runSft(c.ctx, sftOpts);
   assert.deepEqual(rc.outputs, ra.outputs);
   for (const x of [a, b, c]) await x.close();
 });
 
 Deno.test("rl stage: rollouts → advantages → clipped-surrogate updates, checkpoint per step, resumable", async () => {
-  const opts = {
+  const opts = rlOptionsSchema.parse({
     benchmark: "toy",
     split: "train",
     questions: "all",
@@ -187,9 +194,9 @@ Deno.test("rl stage: rollouts → advantages → clipped-surrogate updates, chec
     eval_split: "test",
     eval_questions: 4,
     dry_run: false,
-  };
+  });
   const a = await makeCtx("rl", opts);
-  const ra = await runRl(a.ctx);
+  const ra = await runRl(a.ctx, opts);
   assert.ok(
     ra.outputs.weights && ra.outputs.optimizer && ra.outputs.rollouts_0 && ra.outputs.rollouts_1,
   );
@@ -203,7 +210,7 @@ Deno.test("rl stage: rollouts → advantages → clipped-surrogate updates, chec
   const u = curve[0].updates[0];
   assert.ok(u.tokens > 0 && u.grad_norm > 0 && u.clip_frac === 0 && Math.abs(u.approx_kl) < 1e-5);
   const c = await makeCtx("rl", opts, { checkpoint: a.saved[0], objects: a.objects });
-  const rc = await runRl(c.ctx);
+  const rc = await runRl(c.ctx, opts);
   assert.deepEqual(rc.outputs, ra.outputs);
   for (const x of [a, c]) await x.close();
 });

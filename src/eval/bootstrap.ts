@@ -5,6 +5,7 @@
 import { type KeyPart, Stream } from "../rng.ts";
 import { mean } from "./metrics.ts";
 
+/** Options of bootstrapCI: how many resamples, the confidence level, the stream, the statistic. */
 export interface BootstrapOptions {
   /** Number of resamples (default 1000). */
   resamples?: number;
@@ -12,22 +13,43 @@ export interface BootstrapOptions {
   confidence?: number;
   /** The random stream; or a seed plus key ids for `stream(seed, "bootstrap", ...key)`. */
   stream?: Stream;
+  /** Seed of the stream used when no `stream` is given (default 0). */
   seed?: number;
+  /** Key ids of the stream used when no `stream` is given (default none). */
   key?: KeyPart[];
   /** Statistic of a sample (default: mean). */
   statistic?: (sample: readonly number[]) => number;
 }
 
+/** A percentile bootstrap confidence interval, as bootstrapCI returns it. */
 export interface BootstrapInterval {
   /** The statistic on the original values. */
   estimate: number;
+  /** Lower bound: the (1 − confidence) / 2 quantile of the resampled statistics; NaN for none. */
   lo: number;
+  /** Upper bound: the (1 + confidence) / 2 quantile of the resampled statistics; NaN for none. */
   hi: number;
+  /** The confidence level used. */
   confidence: number;
+  /** The number of resamples drawn. */
   resamples: number;
 }
 
-/** Linear-interpolated quantile of sorted values (numpy's default). */
+/**
+ * Linear-interpolated quantile of sorted values (numpy's default); NaN for no values.
+ *
+ * @param sorted Values in ascending order.
+ * @param q The quantile, in [0, 1].
+ * @returns The interpolated quantile.
+ *
+ * @example The median of four values
+ * ```ts
+ * import { quantileSorted } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(quantileSorted([1, 2, 3, 4], 0.5), 2.5);
+ * ```
+ */
 export function quantileSorted(sorted: readonly number[], q: number): number {
   if (sorted.length === 0) return NaN;
   const pos = q * (sorted.length - 1);
@@ -35,7 +57,24 @@ export function quantileSorted(sorted: readonly number[], q: number): number {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
-/** Percentile bootstrap interval of a statistic (mean by default) of `values`. */
+/**
+ * Percentile bootstrap interval of a statistic (mean by default) of `values`. The draws come from
+ * a keyed stream, so the same values and options always give the same interval.
+ *
+ * @param values The per-item scores.
+ * @param opts Resamples, confidence, the stream (or seed and key) and the statistic.
+ * @returns The estimate and its interval.
+ *
+ * @example A 95% interval of an accuracy
+ * ```ts
+ * import { bootstrapCI } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * const ci = bootstrapCI([1, 0, 1, 1, 0, 1, 1, 1], { seed: 7, key: ["eval", "test"] });
+ * assert.equal(ci.estimate, 0.75);
+ * assert.ok(ci.lo <= ci.estimate && ci.estimate <= ci.hi);
+ * ```
+ */
 export function bootstrapCI(
   values: readonly number[],
   opts: BootstrapOptions = {},

@@ -5,14 +5,31 @@
 
 /** A `\boxed` occurrence: its content and where the whole `\boxed{…}` spans. */
 export interface BoxedSpan {
+  /** The text between the braces (or the token after `\boxed `). */
   content: string;
+  /** Index of the backslash of `\boxed`. */
   start: number;
+  /** Index just past the closing brace (or the token). */
   end: number;
 }
 
 /**
  * Every well-formed `\boxed{…}` (and `\fbox{…}`) in order; the space form `\boxed 5` takes the
  * token up to the next space or `$`. An unclosed brace ends the scan (that box is not returned).
+ *
+ * @param text Any text, e.g. a response.
+ * @returns The boxes in order, with their content and span.
+ *
+ * @example Nested braces
+ * ```ts
+ * import { boxedSpans } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(boxedSpans("a \\boxed{1} b \\boxed{x^{2}}"), [
+ *   { content: "1", start: 2, end: 11 },
+ *   { content: "x^{2}", start: 14, end: 27 },
+ * ]);
+ * ```
  */
 export function boxedSpans(text: string): BoxedSpan[] {
   const out: BoxedSpan[] = [];
@@ -39,7 +56,22 @@ export function boxedSpans(text: string): BoxedSpan[] {
   return out;
 }
 
-/** Index of the `}` matching the `{` at `open`, or −1; `\{` and `\}` do not count. */
+/**
+ * Index of the `}` matching the `{` at `open`, or −1; `\{` and `\}` do not count.
+ *
+ * @param text The text.
+ * @param open Index of an opening brace in `text`.
+ * @returns Index of the matching closing brace, or −1 when it is not closed.
+ *
+ * @example
+ * ```ts
+ * import { matchBrace } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(matchBrace("{a{b}c} d", 0), 6);
+ * assert.equal(matchBrace("{a{b}", 0), -1);
+ * ```
+ */
 export function matchBrace(text: string, open: number): number {
   let depth = 0;
   for (let i = open; i < text.length; i++) {
@@ -57,7 +89,20 @@ export function matchBrace(text: string, open: number): number {
   return -1;
 }
 
-/** Contents of every `\boxed{…}` in order. */
+/**
+ * Contents of every `\boxed{…}` in order.
+ *
+ * @param text Any text, e.g. a response.
+ * @returns The contents of the boxes.
+ *
+ * @example
+ * ```ts
+ * import { extractBoxed } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(extractBoxed("\\boxed{1} and \\boxed{2}"), ["1", "2"]);
+ * ```
+ */
 export function extractBoxed(text: string): string[] {
   return boxedSpans(text).map((s) => s.content);
 }
@@ -65,6 +110,18 @@ export function extractBoxed(text: string): string[] {
 /**
  * Content of the last `\boxed{…}`, or null when there is none or the last one is not closed
  * (the reference fails on an unclosed last box rather than falling back to an earlier one).
+ *
+ * @param text Any text, e.g. a response.
+ * @returns The content of the last box, or null.
+ *
+ * @example
+ * ```ts
+ * import { lastBoxed } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(lastBoxed("first \\boxed{1}, then \\boxed{\\frac{1}{2}}"), "\\frac{1}{2}");
+ * assert.equal(lastBoxed("\\boxed{1} then \\boxed{2"), null); // the last box is not closed
+ * ```
  */
 export function lastBoxed(text: string): string | null {
   const idx = Math.max(text.lastIndexOf("\\boxed"), text.lastIndexOf("\\fbox"));

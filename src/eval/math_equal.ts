@@ -8,6 +8,7 @@
  */
 import { lastBoxed, matchBrace } from "./boxed.ts";
 
+/** Tolerances of mathEqual's numeric comparison. */
 export interface MathEqualOptions {
   /** Relative tolerance for numeric comparison (default 1e-6). */
   relTol?: number;
@@ -17,7 +18,27 @@ export interface MathEqualOptions {
 
 const MAX_STRUCTURED = 2000;
 
-/** True when the two answers denote the same value. */
+/**
+ * True when the two answers denote the same value.
+ *
+ * @param a One answer (LaTeX or plain; a `\boxed{…}` in it is unwrapped).
+ * @param b The other answer.
+ * @param opts Numeric tolerances.
+ * @returns Whether the answers are equivalent.
+ *
+ * @example
+ * ```ts
+ * import { mathEqual } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * assert.ok(mathEqual("\\frac{1}{2}", "0.5"));
+ * assert.ok(mathEqual("\\boxed{(1, 2)}", "(1,2)"));
+ * assert.ok(mathEqual("\\{1,2\\}", "\\{2,1\\}")); // sets in any order
+ * assert.ok(mathEqual("2x+1", "1+2x"));
+ * assert.ok(!mathEqual("0.5", "0.5001"));
+ * assert.ok(mathEqual("0.5", "0.5001", { relTol: 1e-3 }));
+ * ```
+ */
 export function mathEqual(a: string, b: string, opts: MathEqualOptions = {}): boolean {
   const tol = { relTol: opts.relTol ?? 1e-6, absTol: opts.absTol ?? 1e-9 };
   const na = normalizeMath(a), nb = normalizeMath(b);
@@ -48,7 +69,22 @@ function unwrap(s: string, name: string): string {
   return s;
 }
 
-/** Canonical LaTeX-ish string for an answer; spaces removed. */
+/**
+ * Canonical LaTeX-ish string for an answer; spaces removed.
+ *
+ * @param input An answer (LaTeX or plain; the last `\boxed{…}` in it is taken).
+ * @returns The normalized form that mathEqual compares.
+ *
+ * @example
+ * ```ts
+ * import { normalizeMath } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(normalizeMath("$\\dfrac{1}{2}$"), "\\frac{1}{2}");
+ * assert.equal(normalizeMath("\\left( 1, 2 \\right)"), "(1,2)");
+ * assert.equal(normalizeMath("The answer is \\boxed{10\\%}"), "10");
+ * ```
+ */
 export function normalizeMath(input: string): string {
   let s = input.trim();
   const boxed = lastBoxed(s);

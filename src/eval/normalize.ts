@@ -7,7 +7,20 @@
 // string.punctuation in Python: the 32 ASCII punctuation characters.
 const PUNCTUATION = new Set("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~");
 
-/** Lowercase, strip punctuation and articles, collapse whitespace. */
+/**
+ * Lowercase, strip punctuation and articles, collapse whitespace.
+ *
+ * @param s An answer.
+ * @returns Its SQuAD-normalized form.
+ *
+ * @example
+ * ```ts
+ * import { normalizeAnswer } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(normalizeAnswer("The  Eiffel Tower!"), "eiffel tower");
+ * ```
+ */
 export function normalizeAnswer(s: string): string {
   const lower = s.toLowerCase();
   let noPunct = "";
@@ -21,7 +34,20 @@ export function normalizeAnswer(s: string): string {
   return noArticles.split(/\s+/).filter((t) => t.length > 0).join(" ");
 }
 
-/** The normalized answer's tokens (whitespace split). */
+/**
+ * The normalized answer's tokens (whitespace split).
+ *
+ * @param s An answer.
+ * @returns The tokens of its normalized form (none for an empty one).
+ *
+ * @example
+ * ```ts
+ * import { answerTokens } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(answerTokens("An apple, a day"), ["apple", "day"]);
+ * ```
+ */
 export function answerTokens(s: string): string[] {
   const n = normalizeAnswer(s);
   return n.length === 0 ? [] : n.split(" ");

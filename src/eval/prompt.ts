@@ -5,8 +5,11 @@
  */
 import type { ChatMessage } from "../plugin/contracts.ts";
 
+/** A tool as the system prompt describes it. */
 export interface PromptTool {
+  /** The tool's tag, as in `<tag>…</tag>`. */
   tag: string;
+  /** What the tool does and what its body is, in one line. */
   description: string;
 }
 
@@ -19,7 +22,22 @@ export const DEFAULT_PROMPT_TOOLS: readonly PromptTool[] = [
   },
 ];
 
-/** Prompt descriptions for tool tags: the defaults for search/python, a generic line otherwise. */
+/**
+ * Prompt descriptions for tool tags: the defaults for search/python, a generic line otherwise.
+ *
+ * @param tags Tool tags.
+ * @returns One PromptTool per tag, in order.
+ *
+ * @example
+ * ```ts
+ * import { promptTools } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * assert.deepEqual(promptTools(["calendar"]), [
+ *   { tag: "calendar", description: "call the calendar tool; its output is returned" },
+ * ]);
+ * ```
+ */
 export function promptTools(tags: readonly string[]): PromptTool[] {
   return tags.map((tag) =>
     DEFAULT_PROMPT_TOOLS.find((t) => t.tag === tag) ??
@@ -27,7 +45,21 @@ export function promptTools(tags: readonly string[]): PromptTool[] {
   );
 }
 
-/** The system prompt for a set of tools (the default: search and python). */
+/**
+ * The system prompt for a set of tools (the default: search and python).
+ *
+ * @param tools The tools to describe; none for a prompt without tool calls.
+ * @returns The system message text.
+ *
+ * @example
+ * ```ts
+ * import { promptTools, systemPrompt } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * const system = systemPrompt(promptTools(["calendar"]));
+ * assert.ok(system.includes("<calendar> … </calendar>"));
+ * ```
+ */
 export function systemPrompt(tools: readonly PromptTool[] = DEFAULT_PROMPT_TOOLS): string {
   const lines = [
     "You are a careful assistant who solves a question step by step and may call tools while " +
@@ -49,7 +81,26 @@ export function systemPrompt(tools: readonly PromptTool[] = DEFAULT_PROMPT_TOOLS
   return lines.join("\n");
 }
 
-/** Chat messages for a question: the protocol's system prompt, then the question as the user. */
+/**
+ * Chat messages for a question: the protocol's system prompt, then the question as the user.
+ *
+ * @param question The question.
+ * @param opts `tools` for the default system prompt; or `system`, a system prompt of your own
+ * (null or empty for none).
+ * @returns The messages, for Task.prompt.
+ *
+ * @example
+ * ```ts
+ * import { buildPrompt, promptTools } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * const prompt = buildPrompt("What is 2 + 2?", { tools: promptTools(["python"]) });
+ * assert.deepEqual(prompt.map((m) => m.role), ["system", "user"]);
+ * assert.deepEqual(buildPrompt("What is 2 + 2?", { system: null }), [
+ *   { role: "user", content: "What is 2 + 2?" },
+ * ]);
+ * ```
+ */
 export function buildPrompt(
   question: string,
   opts: { tools?: readonly PromptTool[]; system?: string | null } = {},

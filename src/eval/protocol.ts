@@ -4,6 +4,7 @@
  */
 import { boxedSpans, lastBoxed } from "./boxed.ts";
 
+/** Whether a response follows the tag protocol, and if not, why. */
 export type FormatCheck = { ok: true } | { ok: false; reason: string };
 
 function count(text: string, needle: string): number {
@@ -17,6 +18,21 @@ function count(text: string, needle: string): number {
  * present; exactly one `<answer>` and one `</answer>`; every `<tag>` of a tool followed by
  * `</tag>`, then `<result>`, then `</result>`; `<answer>` before `</answer>`; the answer holds a
  * `\boxed{…}` that closes.
+ *
+ * @param text A response.
+ * @param toolTags The tags of the tools whose calls are checked.
+ * @returns `{ ok: true }`, or `{ ok: false, reason }` for the first rule broken.
+ *
+ * @example
+ * ```ts
+ * import { checkFormat } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * const response = "<think>Look it up.</think><search>capital of France</search>" +
+ *   "<result>Paris</result><answer>It is \\boxed{Paris}.</answer>";
+ * assert.deepEqual(checkFormat(response, ["search"]), { ok: true });
+ * assert.deepEqual(checkFormat("Paris", []), { ok: false, reason: "no <think> … </think> block" });
+ * ```
  */
 export function checkFormat(
   text: string,
@@ -66,7 +82,21 @@ export function checkFormat(
   return { ok: true };
 }
 
-/** Text between `<answer>` and `</answer>` (the first pair), or null. */
+/**
+ * Text between `<answer>` and `</answer>` (the first pair), or null.
+ *
+ * @param text A response.
+ * @returns The answer's text, untrimmed, or null when there is no answer span.
+ *
+ * @example
+ * ```ts
+ * import { answerSpan } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(answerSpan("<think>…</think><answer> 42 </answer>"), " 42 ");
+ * assert.equal(answerSpan("42"), null);
+ * ```
+ */
 export function answerSpan(text: string): string | null {
   const a = text.indexOf("<answer>");
   if (a < 0) return null;
@@ -74,7 +104,21 @@ export function answerSpan(text: string): string | null {
   return b < 0 ? null : text.slice(a + "<answer>".length, b);
 }
 
-/** Content of the last `\boxed{…}` inside the answer span, or null. */
+/**
+ * Content of the last `\boxed{…}` inside the answer span, or null.
+ *
+ * @param text A response.
+ * @returns The boxed answer, or null.
+ *
+ * @example
+ * ```ts
+ * import { boxedAnswer } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(boxedAnswer("\\boxed{1}<answer>It is \\boxed{2}.</answer>"), "2");
+ * assert.equal(boxedAnswer("<answer>2</answer>"), null);
+ * ```
+ */
 export function boxedAnswer(text: string): string | null {
   const inner = answerSpan(text);
   if (inner === null) return null;
@@ -86,6 +130,20 @@ export function boxedAnswer(text: string): string | null {
  * Tool tags the response called, in the order given. A call is `<tag>…</tag>` followed by a
  * `<result>`, outside any result block: a tag inside a tool's output, or inside another call's
  * body (code that prints "<search>"), is not a call.
+ *
+ * @param text A response.
+ * @param toolTags The tags to look for.
+ * @returns The tags called at least once, in the order of `toolTags`.
+ *
+ * @example
+ * ```ts
+ * import { toolsUsed } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * const response = "<think>…</think><python>print(6 * 7)</python><result>42</result>" +
+ *   "<answer>\\boxed{42}</answer>";
+ * assert.deepEqual(toolsUsed(response, ["search", "python"]), ["python"]);
+ * ```
  */
 export function toolsUsed(
   text: string,
@@ -105,6 +163,20 @@ export function toolsUsed(
 /**
  * The final answer a metric reward scores: the last `\boxed{…}` in `<answer>`, else the last
  * `\boxed{…}` anywhere, else the trimmed `<answer>` text; null when there is none of these.
+ *
+ * @param text A response.
+ * @returns The final answer, or null.
+ *
+ * @example
+ * ```ts
+ * import { finalAnswer } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(finalAnswer("<answer>It is \\boxed{4}.</answer>"), "4");
+ * assert.equal(finalAnswer("so \\boxed{4}"), "4");
+ * assert.equal(finalAnswer("<answer> Paris </answer>"), "Paris");
+ * assert.equal(finalAnswer("no answer"), null);
+ * ```
  */
 export function finalAnswer(text: string): string | null {
   const inAnswer = boxedAnswer(text);

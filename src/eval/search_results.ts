@@ -6,17 +6,37 @@
 import MiniSearch from "minisearch";
 import type { Document } from "../plugin/contracts.ts";
 
+/** One search hit to format: a title (optional) and its text. */
 export interface SearchPage {
+  /** The page's title, if it has one. */
   title?: string;
+  /** The page's text; whitespace is collapsed and long text cut when formatted. */
   text: string;
 }
 
+/** How formatSearchResults lays out the pages. */
 export interface FormatOptions {
   /** Longest snippet kept per page, in characters; longer ones end with " …" (default 400). */
   snippetChars?: number;
 }
 
-/** One line per page: `Page 1: Title: text`, snippets capped; "No results found." when none. */
+/**
+ * One line per page: `Page 1: Title: text`, snippets capped; "No results found." when none.
+ *
+ * @param pages The hits, best first.
+ * @param opts The snippet length.
+ * @returns The result text a search tool returns.
+ *
+ * @example
+ * ```ts
+ * import { formatSearchResults } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * const pages = [{ title: "Paris", text: "The capital\n of France." }];
+ * assert.equal(formatSearchResults(pages), "Page 1: Paris: The capital of France.");
+ * assert.equal(formatSearchResults([]), "No results found.");
+ * ```
+ */
 export function formatSearchResults(
   pages: readonly SearchPage[],
   opts: FormatOptions = {},
@@ -36,11 +56,30 @@ export function formatSearchResults(
   }).join("\n");
 }
 
-/** A BM25 index over documents (minisearch; title boosted), with a deterministic top-k. */
+/**
+ * A BM25 index over documents (minisearch; title boosted), with a deterministic top-k.
+ *
+ * @example
+ * ```ts
+ * import { LocalIndex } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * const index = new LocalIndex([
+ *   { id: "d1", title: "Paris", text: "Paris is the capital of France." },
+ *   { id: "d2", title: "Berlin", text: "Berlin is the capital of Germany." },
+ * ]);
+ * assert.deepEqual(index.search("capital of France", 1).map((d) => d.id), ["d1"]);
+ * ```
+ */
 export class LocalIndex {
   readonly #ms: MiniSearch<Document>;
   readonly #docs: Map<string, Document>;
 
+  /**
+   * Index the documents' titles and texts.
+   *
+   * @param docs The corpus; ids must be unique.
+   */
   constructor(docs: readonly Document[]) {
     this.#ms = new MiniSearch<Document>({ fields: ["title", "text"], idField: "id" });
     this.#docs = new Map(docs.map((d) => [d.id, d]));
@@ -55,7 +94,29 @@ export class LocalIndex {
   }
 }
 
-/** Rank documents for a query and format the top-k as the search tool does. */
+/**
+ * Rank documents for a query and format the top-k as the search tool does.
+ *
+ * @param index The index to search.
+ * @param query The query.
+ * @param opts `topk` (default 3) and the snippet length.
+ * @returns The result text, one `Page N: …` line per hit.
+ *
+ * @example
+ * ```ts
+ * import { LocalIndex, searchDocuments } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * const index = new LocalIndex([
+ *   { id: "d1", title: "Paris", text: "Paris is the capital of France." },
+ *   { id: "d2", title: "Berlin", text: "Berlin is the capital of Germany." },
+ * ]);
+ * assert.equal(
+ *   searchDocuments(index, "Germany", { topk: 1 }),
+ *   "Page 1: Berlin: Berlin is the capital of Germany.",
+ * );
+ * ```
+ */
 export function searchDocuments(
   index: LocalIndex,
   query: string,

@@ -7,7 +7,7 @@
  */
 import { z } from "zod";
 import { NAME_RE } from "./plugins.ts";
-import { getStageKind, stageKinds } from "./stages/registry.ts";
+import type { StageSchema } from "./stage_schema.ts";
 import { topSchema } from "./validate.ts";
 
 type JsonObject = Record<string, unknown>;
@@ -18,15 +18,15 @@ function toJson(schema: z.ZodType): JsonObject {
   return js;
 }
 
-/** The manifest JSON Schema (draft 2020-12), including every registered stage kind. */
-export function manifestJsonSchema(): object {
+/** The manifest JSON Schema (draft 2020-12) for manifests whose stages are of `stages`' kinds. */
+export function manifestJsonSchema(stages: readonly StageSchema[]): object {
   const root = toJson(topSchema);
-  const stageItems = stageKinds().map((kind) => {
-    const def = getStageKind(kind)!;
-    const opts = toJson(def.schema);
+  const stageItems = stages.map((def) => {
+    const kind = def.kind;
+    const opts = toJson(def.options);
     if (Array.isArray(opts.required)) {
       // References the loader fills in (the manifest's only benchmark, say) are not required.
-      const filled = Object.entries(def.references).filter(([, r]) => r.fill).map(([k]) => k);
+      const filled = Object.entries(def.references ?? {}).filter(([, r]) => r.fill).map(([k]) => k);
       opts.required = opts.required.filter((k) => !filled.includes(k));
       if (!(opts.required as string[]).length) delete opts.required;
     }
@@ -51,7 +51,7 @@ export function manifestJsonSchema(): object {
   props.stages = {
     type: "array",
     description: "stages, run in order; each a single-key map `- <kind>: {options}` or a bare kind",
-    items: { anyOf: [...stageItems, { type: "string", enum: stageKinds() }] },
+    items: { anyOf: [...stageItems, { type: "string", enum: stages.map((s) => s.kind) }] },
   };
   root.patternProperties = { "^x-": { description: "free slot for YAML anchors; ignored" } };
   return {

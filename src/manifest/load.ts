@@ -10,9 +10,15 @@ import { type AppliedOverride, applyOverrides } from "./overrides.ts";
 import type { Problem } from "./problems.ts";
 import { YamlSource } from "./source.ts";
 import type { LoadedManifest, ResolvedManifest } from "./types.ts";
+import type { StageSchema } from "./stage_schema.ts";
 import { validateManifest } from "./validate.ts";
 
 export interface ParseOptions {
+  /**
+   * The stage kinds the manifest may use (src/run/builtin.ts lists the built-in ones, plus
+   * any a caller adds); each stage's options are validated by its kind's schema.
+   */
+  stages: readonly StageSchema[];
   /** `key.path=value` overrides (the CLI's `--set`), applied in order before validation. */
   overrides?: string[];
   /** Directory relative paths resolve against; default: the directory of `file`. */
@@ -54,7 +60,7 @@ function locate(
  * Parse and validate manifest text. `file` names the manifest in messages (and, resolved, is
  * LoadedManifest.path). Throws ManifestError listing every problem.
  */
-export function parseManifest(text: string, file: string, opts: ParseOptions = {}): LoadedManifest {
+export function parseManifest(text: string, file: string, opts: ParseOptions): LoadedManifest {
   const src = new YamlSource(text);
   if (src.syntaxErrors.length) {
     throw new ManifestError(src.syntaxErrors.map((e) => ({
@@ -67,7 +73,10 @@ export function parseManifest(text: string, file: string, opts: ParseOptions = {
     })));
   }
   const { value, applied, problems } = applyOverrides(src.value, opts.overrides ?? []);
-  const v = validateManifest(src.value === null || src.value === undefined ? src.value : value);
+  const v = validateManifest(
+    src.value === null || src.value === undefined ? src.value : value,
+    opts.stages,
+  );
   problems.push(...v.problems);
   if (problems.length || !v.manifest) {
     throw new ManifestError(problems.map((p) => locate(src, file, applied, p)));
@@ -94,7 +103,7 @@ export function parseManifest(text: string, file: string, opts: ParseOptions = {
 /** Read, parse and validate a manifest file. */
 export async function loadManifest(
   path: string,
-  opts: { overrides?: string[] } = {},
+  opts: Omit<ParseOptions, "baseDir">,
 ): Promise<LoadedManifest> {
   const abs = resolve(path);
   let text: string;
@@ -109,7 +118,7 @@ export async function loadManifest(
     }
     throw new ArpoError(`cannot read manifest ${path}: ${(e as Error).message}`, { cause: e });
   }
-  return parseManifest(text, path, { overrides: opts.overrides, baseDir: dirname(abs) });
+  return parseManifest(text, path, { ...opts, baseDir: dirname(abs) });
 }
 
 /** sha256 of the resolved manifest's canonical JSON: the manifest's share of a run id. */

@@ -24,7 +24,7 @@ export type {
 export type { PolicyInit } from "./policy.ts";
 export { resolveModelDir } from "./policy.ts";
 export { formatKeyPath, ManifestError, type ManifestIssue } from "./issues.ts";
-export { registerStageKind, type StageKindOptions, stageKinds } from "./stages/registry.ts";
-export { loadManifest, manifestDigest, parseManifest } from "./load.ts";
+export type { PluginReference, PluginSection, StageSchema } from "./stage_schema.ts";
+export { loadManifest, manifestDigest, parseManifest, type ParseOptions } from "./load.ts";
 export { manifestJsonSchema } from "./json_schema.ts";
 export { pluginName } from "./plugins.ts";

@@ -24,7 +24,7 @@ export type Device = "auto" | "cpu" | "cuda" | "webgpu";
 
 /** One stage, in manifest order. */
 export interface StageConfig {
-  /** A registered stage kind: `sft`, `rl`, `eval`, `probe`, or one added by `registerStageKind`. */
+  /** A stage kind the manifest was loaded with: `sft`, `rl`, `eval`, `probe`, or a caller's own. */
   kind: string;
   /** Unique within the manifest; defaults to the kind. */
   name: string;

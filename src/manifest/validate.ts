@@ -1,14 +1,14 @@
 /**
  * Validation of a parsed manifest (a plain JS value) into a ResolvedManifest, collecting every
  * problem. Top-level sections are checked with one zod schema; stages are dispatched by kind to
- * the registry's schemas (so each stage's problems are phrased against its own kind rather than a
+ * the schemas of the stage kinds the caller passes (so each stage's problems are phrased against its own kind rather than a
  * union of all kinds); then the cross-references (plugin names, stage names) are checked.
  */
 import { z } from "zod";
 import { NAME_RE, nameSchema, pluginName, pluginsSchema } from "./plugins.ts";
 import { policySchema } from "./policy.ts";
 import { describeValue, fromZodIssues, type Problem } from "./problems.ts";
-import { getStageKind, type PluginSection, stageKinds } from "./stages/registry.ts";
+import { type PluginSection, type StageSchema, stageSchemaMap } from "./stage_schema.ts";
 import { didYouMean, listOf } from "./suggest.ts";
 import type { PluginRef, ResolvedManifest, StageConfig } from "./types.ts";
 
@@ -46,6 +46,7 @@ const SINGULAR: Record<PluginSection, string> = {
 /** Validate and resolve; `manifest` is set only when there are no problems. */
 export function validateManifest(
   input: unknown,
+  stageKinds: readonly StageSchema[],
 ): { manifest?: ResolvedManifest; problems: Problem[] } {
   const problems: Problem[] = [];
   if (!isMap(input)) {
@@ -69,7 +70,7 @@ export function validateManifest(
   const plugins = pluginsSchema.safeParse(settings.plugins ?? {});
   const names = checkPluginNames(lenientPlugins(settings.plugins), problems);
 
-  const stages = validateStages(settings.stages, names, problems);
+  const stages = validateStages(settings.stages, stageSchemaMap(stageKinds), names, problems);
   checkToolCacheNames(settings.runtime, names.tools, problems);
 
   if (problems.length || !top.success || !plugins.success) return { problems };
@@ -166,116 +167,172 @@ function checkPluginNames(
 
 function validateStages(
   raw: unknown,
+  defs: ReadonlyMap<string, StageSchema>,
   names: Record<PluginSection, string[]>,
   problems: Problem[],
 ): StageConfig[] {
   if (!Array.isArray(raw)) return []; // the top-level schema reports a non-list
-  const kinds = stageKinds();
   const out: StageConfig[] = [];
   const seen = new Map<string, number>();
   raw.forEach((item, i) => {
     const at: PropertyKey[] = ["stages", i];
-    const shape = `a stage: a single-key map naming its kind (${listOf(kinds)}) with its options`;
-    let kind: string;
-    let rawOpts: unknown;
-    if (typeof item === "string") {
-      [kind, rawOpts] = [item, {}];
-    } else if (isMap(item) && Object.keys(item).length === 1) {
-      [kind, rawOpts] = [Object.keys(item)[0], Object.values(item)[0]];
-    } else if (isMap(item) && Object.keys(item).length > 1) {
-      const ks = Object.keys(item);
-      const k0 = ks.find((k) => getStageKind(k));
-      problems.push({
-        path: at,
-        expected: shape,
-        found: `keys ${ks.join(", ")}` +
-          (k0 ? ` (indent the options under \`${k0}:\`)` : ""),
-        at: "value",
-      });
-      return;
-    } else {
-      problems.push({ path: at, expected: shape, found: describeValue(item), at: "value" });
-      return;
-    }
-    const def = getStageKind(kind);
-    if (!def) {
-      problems.push({
-        path: typeof item === "string" ? at : [...at, kind],
-        expected: `a stage kind (${listOf(kinds)})`,
-        found: `\`${kind}\`${didYouMean(kind, kinds)}`,
-        at: typeof item === "string" ? "value" : "key",
-      });
-      return;
-    }
+    const entry = stageEntry(item, at, defs, problems);
+    if (!entry) return;
+    const kindOpts = stageKindOptions(item, entry, at, defs, problems);
+    if (!kindOpts) return;
+    const { kind } = entry;
+    const { def } = kindOpts;
     const optsPath = [...at, kind];
-    if (rawOpts === null || rawOpts === undefined) rawOpts = {};
-    if (!isMap(rawOpts)) {
-      problems.push({
-        path: optsPath,
-        expected: `a map of \`${kind}\` options`,
-        found: describeValue(rawOpts),
-        at: "value",
-      });
-      return;
-    }
-    const { name: rawName, ...opts } = rawOpts;
-    let name = kind;
-    if (rawName !== undefined) {
-      const n = nameSchema.safeParse(rawName);
-      if (n.success) name = n.data;
-      else {problems.push(
-          ...fromZodIssues(n.error.issues, rawName, nameSchema, [...optsPath, "name"]),
-        );}
-    }
-    const prev = seen.get(name);
-    if (prev !== undefined) {
-      problems.push({
-        path: rawName !== undefined ? [...optsPath, "name"] : optsPath,
-        expected: "a unique stage name (give stages of the same kind a `name:`)",
-        found: `\`${name}\`, already the name of stages[${prev}]`,
-        at: rawName !== undefined ? "value" : "key",
-      });
-    } else {
-      seen.set(name, i);
-    }
-
-    // Plugin references: fill single candidates, then check names against the manifest.
-    for (const [key, ref] of Object.entries(def.references)) {
-      const candidates = names[ref.section];
-      if (opts[key] === undefined && ref.fill && candidates.length === 1) opts[key] = candidates[0];
-      const v = opts[key];
-      const vals: [unknown, PropertyKey[]][] = Array.isArray(v)
-        ? v.map((x, j) => [x, [...optsPath, key, j]])
-        : [[v, [...optsPath, key]]];
-      for (const [x, p] of vals) {
-        if (typeof x !== "string" || x === "" || candidates.includes(x)) continue;
-        problems.push({
-          path: p,
-          expected: referenceText(ref.section, candidates),
-          found: `${JSON.stringify(x)}${didYouMean(x, candidates)}`,
-          at: "value",
-        });
-      }
-    }
-
-    const parsed = def.schema.safeParse(opts);
-    if (!parsed.success) {
-      for (const p of fromZodIssues(parsed.error.issues, opts, def.schema, optsPath, ["name"])) {
-        // A missing plugin reference: say which names would do.
-        const key = p.path.length === optsPath.length + 1 ? p.path[optsPath.length] : undefined;
-        const ref = typeof key === "string" ? def.references[key] : undefined;
-        if (p.at === "parent" && ref) {
-          p.expected = `${referenceText(ref.section, names[ref.section])} (\`${
-            String(key)
-          }\` is required)`;
-        }
-        problems.push(p);
-      }
-      return;
-    }
-    out.push({ kind, name, options: parsed.data as Record<string, unknown> });
+    const { name: rawName, ...opts } = kindOpts.rawOpts;
+    const name = stageName(kind, rawName, optsPath, i, seen, problems);
+    fillReferences(def, opts, names, optsPath, problems);
+    const options = parseStageOptions(def, opts, names, optsPath, problems);
+    if (options) out.push({ kind, name, options });
   });
   return out;
+}
+
+/** The stage's shape: a bare kind or a single-key map → its kind and raw options. */
+function stageEntry(
+  item: unknown,
+  at: PropertyKey[],
+  defs: ReadonlyMap<string, StageSchema>,
+  problems: Problem[],
+): { kind: string; rawOpts: unknown } | undefined {
+  const kinds = [...defs.keys()];
+  const shape = `a stage: a single-key map naming its kind (${listOf(kinds)}) with its options`;
+  if (typeof item === "string") return { kind: item, rawOpts: {} };
+  if (isMap(item) && Object.keys(item).length === 1) {
+    return { kind: Object.keys(item)[0], rawOpts: Object.values(item)[0] };
+  }
+  if (isMap(item) && Object.keys(item).length > 1) {
+    const ks = Object.keys(item);
+    const k0 = ks.find((k) => defs.has(k));
+    problems.push({
+      path: at,
+      expected: shape,
+      found: `keys ${ks.join(", ")}` +
+        (k0 ? ` (indent the options under \`${k0}:\`)` : ""),
+      at: "value",
+    });
+    return undefined;
+  }
+  problems.push({ path: at, expected: shape, found: describeValue(item), at: "value" });
+  return undefined;
+}
+
+/** The stage's kind, which must be one of `defs`, and its options, which must be a map. */
+function stageKindOptions(
+  item: unknown,
+  { kind, rawOpts }: { kind: string; rawOpts: unknown },
+  at: PropertyKey[],
+  defs: ReadonlyMap<string, StageSchema>,
+  problems: Problem[],
+): { def: StageSchema; rawOpts: Record<string, unknown> } | undefined {
+  const def = defs.get(kind);
+  if (!def) {
+    const kinds = [...defs.keys()];
+    problems.push({
+      path: typeof item === "string" ? at : [...at, kind],
+      expected: `a stage kind (${listOf(kinds)})`,
+      found: `\`${kind}\`${didYouMean(kind, kinds)}`,
+      at: typeof item === "string" ? "value" : "key",
+    });
+    return undefined;
+  }
+  const opts = rawOpts === null || rawOpts === undefined ? {} : rawOpts;
+  if (!isMap(opts)) {
+    problems.push({
+      path: [...at, kind],
+      expected: `a map of \`${kind}\` options`,
+      found: describeValue(opts),
+      at: "value",
+    });
+    return undefined;
+  }
+  return { def, rawOpts: opts };
+}
+
+/** The stage's name (its `name:`, else its kind), which must be unique among the stages. */
+function stageName(
+  kind: string,
+  rawName: unknown,
+  optsPath: PropertyKey[],
+  i: number,
+  seen: Map<string, number>,
+  problems: Problem[],
+): string {
+  let name = kind;
+  if (rawName !== undefined) {
+    const n = nameSchema.safeParse(rawName);
+    if (n.success) name = n.data;
+    else {problems.push(
+        ...fromZodIssues(n.error.issues, rawName, nameSchema, [...optsPath, "name"]),
+      );}
+  }
+  const prev = seen.get(name);
+  if (prev !== undefined) {
+    problems.push({
+      path: rawName !== undefined ? [...optsPath, "name"] : optsPath,
+      expected: "a unique stage name (give stages of the same kind a `name:`)",
+      found: `\`${name}\`, already the name of stages[${prev}]`,
+      at: rawName !== undefined ? "value" : "key",
+    });
+  } else {
+    seen.set(name, i);
+  }
+  return name;
+}
+
+/** Plugin references: fill single candidates (in `opts`), then check names against the manifest. */
+function fillReferences(
+  def: StageSchema,
+  opts: Record<string, unknown>,
+  names: Record<PluginSection, string[]>,
+  optsPath: PropertyKey[],
+  problems: Problem[],
+): void {
+  for (const [key, ref] of Object.entries(def.references ?? {})) {
+    const candidates = names[ref.section];
+    if (opts[key] === undefined && ref.fill && candidates.length === 1) opts[key] = candidates[0];
+    const v = opts[key];
+    const vals: [unknown, PropertyKey[]][] = Array.isArray(v)
+      ? v.map((x, j) => [x, [...optsPath, key, j]])
+      : [[v, [...optsPath, key]]];
+    for (const [x, p] of vals) {
+      if (typeof x !== "string" || x === "" || candidates.includes(x)) continue;
+      problems.push({
+        path: p,
+        expected: referenceText(ref.section, candidates),
+        found: `${JSON.stringify(x)}${didYouMean(x, candidates)}`,
+        at: "value",
+      });
+    }
+  }
+}
+
+/** The options through the kind's schema (defaults applied); undefined when they have problems. */
+function parseStageOptions(
+  def: StageSchema,
+  opts: Record<string, unknown>,
+  names: Record<PluginSection, string[]>,
+  optsPath: PropertyKey[],
+  problems: Problem[],
+): Record<string, unknown> | undefined {
+  const parsed = def.options.safeParse(opts);
+  if (parsed.success) return parsed.data as Record<string, unknown>;
+  for (const p of fromZodIssues(parsed.error.issues, opts, def.options, optsPath, ["name"])) {
+    // A missing plugin reference: say which names would do.
+    const key = p.path.length === optsPath.length + 1 ? p.path[optsPath.length] : undefined;
+    const ref = typeof key === "string" ? def.references?.[key] : undefined;
+    if (p.at === "parent" && ref) {
+      p.expected = `${referenceText(ref.section, names[ref.section])} (\`${
+        String(key)
+      }\` is required)`;
+    }
+    problems.push(p);
+  }
+  return undefined;
 }
 
 function referenceText(section: PluginSection, candidates: string[]): string {

@@ -55,8 +55,44 @@ const ARCH_BY_CLASS: Record<string, Architecture> = {
   Qwen3ForCausalLM: "qwen3",
 };
 
+/** Typed access to the fields of a config.json object; errors name the file. */
+interface Fields {
+  c: Record<string, unknown>;
+  fail(msg: string): never;
+  num(key: string, fallback?: number): number;
+  int(key: string, fallback?: number): number;
+}
+
 /** Parse and validate a config.json object. `where` names the file in errors. */
 export function parseHfConfig(raw: unknown, where = "config.json"): DecoderConfig {
+  const f = fields(raw, where);
+  const a = architecture(f);
+  const { hiddenSize, numHeads, numKvHeads, headDim } = attentionShape(f);
+  checkSupported(f, a);
+  const { ropeTheta, ropeScaling, partial } = rope(f, headDim);
+  return {
+    architecture: a,
+    vocabSize: f.int("vocab_size"),
+    hiddenSize,
+    intermediateSize: f.int("intermediate_size"),
+    numLayers: f.int("num_hidden_layers"),
+    numHeads,
+    numKvHeads,
+    headDim,
+    rmsNormEps: f.num("rms_norm_eps", 1e-6),
+    ropeTheta,
+    partialRotaryFactor: partial,
+    ropeScaling,
+    maxPositionEmbeddings: f.int("max_position_embeddings", 4096),
+    tieWordEmbeddings: f.c.tie_word_embeddings === true,
+    attentionBias: a === "qwen2",
+    qkNorm: a === "qwen3",
+    bosTokenId: typeof f.c.bos_token_id === "number" ? f.c.bos_token_id : undefined,
+    eosTokenIds: eosTokenIds(f.c.eos_token_id),
+  };
+}
+
+function fields(raw: unknown, where: string): Fields {
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
     throw new ArpoError(`${where}: expected a JSON object`);
   }
@@ -82,7 +118,11 @@ export function parseHfConfig(raw: unknown, where = "config.json"): DecoderConfi
     }
     return v;
   };
+  return { c, fail, num, int };
+}
 
+/** model_type, or (only when it is absent) the first known class in `architectures`. */
+function architecture({ c, fail }: Fields): Architecture {
   const modelType = typeof c.model_type === "string" ? c.model_type : undefined;
   const classes = Array.isArray(c.architectures) ? c.architectures.map(String) : [];
   let arch: Architecture | undefined = modelType ? ARCH_BY_MODEL_TYPE[modelType] : undefined;
@@ -93,8 +133,11 @@ export function parseHfConfig(raw: unknown, where = "config.json"): DecoderConfi
         `supported model_type values are ${Object.keys(ARCH_BY_MODEL_TYPE).join(", ")}`,
     );
   }
-  const a = arch!;
+  return arch!;
+}
 
+/** Hidden size, query and kv heads (grouped-query attention), head dim. */
+function attentionShape({ c, fail, int }: Fields) {
   const hiddenSize = int("hidden_size");
   const numHeads = int("num_attention_heads");
   const numKvHeads = int("num_key_value_heads", numHeads);
@@ -107,7 +150,11 @@ export function parseHfConfig(raw: unknown, where = "config.json"): DecoderConfi
   if (!Number.isInteger(headDim)) {
     fail(`hidden_size ${hiddenSize} is not divisible by num_attention_heads ${numHeads}`);
   }
+  return { hiddenSize, numHeads, numKvHeads, headDim };
+}
 
+/** Options the decoder graph does not build, named rather than silently ignored. */
+function checkSupported({ c, fail }: Fields, a: Architecture): void {
   const act = c.hidden_act ?? c.hidden_activation ?? "silu";
   if (act !== "silu") fail(`unsupported option hidden_act='${act}' (only 'silu' is supported)`);
   if (c.mlp_bias === true) fail(`unsupported option mlp_bias=true`);
@@ -130,73 +177,59 @@ export function parseHfConfig(raw: unknown, where = "config.json"): DecoderConfi
     // Llama's attention_bias also adds an o_proj bias, which this decoder does not build.
     fail(`unsupported option attention_bias=true for llama`);
   }
-  const attentionBias = a === "qwen2" ? true : false;
   if (a === "qwen3" && c.attention_bias === true) {
     fail(`unsupported option attention_bias=true for qwen3`);
   }
+}
 
-  // Rope: transformers 5 writes rope_parameters {rope_type, rope_theta, ...}; older files use
-  // rope_theta + rope_scaling at the top level.
+/**
+ * Rope: transformers 5 writes rope_parameters {rope_type, rope_theta, ...}; older files use
+ * rope_theta + rope_scaling at the top level.
+ */
+function rope(f: Fields, headDim: number) {
+  const { c, fail, num } = f;
   const rp = (c.rope_parameters ?? c.rope_scaling ?? null) as Record<string, unknown> | null;
   if (rp !== null && (typeof rp !== "object" || Array.isArray(rp))) {
     fail(`rope_parameters/rope_scaling must be an object or null`);
   }
   const ropeTheta = typeof rp?.rope_theta === "number" ? rp.rope_theta : num("rope_theta", 10000);
-  const ropeType = String(rp?.rope_type ?? rp?.type ?? "default");
-  const rnum = (k: string): number => {
-    const v = rp?.[k];
-    if (typeof v !== "number") return fail(`rope scaling '${ropeType}' needs a number '${k}'`);
-    return v;
-  };
-  let ropeScaling: RopeScaling;
-  if (ropeType === "default") ropeScaling = { type: "default" };
-  else if (ropeType === "linear") ropeScaling = { type: "linear", factor: rnum("factor") };
-  else if (ropeType === "llama3") {
-    ropeScaling = {
-      type: "llama3",
-      factor: rnum("factor"),
-      lowFreqFactor: rnum("low_freq_factor"),
-      highFreqFactor: rnum("high_freq_factor"),
-      originalMaxPositionEmbeddings: rnum("original_max_position_embeddings"),
-    };
-  } else {
-    return fail(
-      `unsupported option rope type '${ropeType}' (supported: default, linear, llama3)`,
-    );
-  }
+  const ropeScaling = ropeScalingOf(f, rp);
   const partial = typeof rp?.partial_rotary_factor === "number"
     ? rp.partial_rotary_factor
     : num("partial_rotary_factor", 1);
   if (!(partial > 0 && partial <= 1) || (headDim * partial) % 2 !== 0) {
     fail(`partial_rotary_factor ${partial} must be in (0, 1] and give an even rotary dim`);
   }
+  return { ropeTheta, ropeScaling, partial };
+}
 
-  const eos = c.eos_token_id;
-  const eosTokenIds = Array.isArray(eos)
+function ropeScalingOf({ fail }: Fields, rp: Record<string, unknown> | null): RopeScaling {
+  const ropeType = String(rp?.rope_type ?? rp?.type ?? "default");
+  const rnum = (k: string): number => {
+    const v = rp?.[k];
+    if (typeof v !== "number") return fail(`rope scaling '${ropeType}' needs a number '${k}'`);
+    return v;
+  };
+  if (ropeType === "default") return { type: "default" };
+  if (ropeType === "linear") return { type: "linear", factor: rnum("factor") };
+  if (ropeType === "llama3") {
+    return {
+      type: "llama3",
+      factor: rnum("factor"),
+      lowFreqFactor: rnum("low_freq_factor"),
+      highFreqFactor: rnum("high_freq_factor"),
+      originalMaxPositionEmbeddings: rnum("original_max_position_embeddings"),
+    };
+  }
+  return fail(`unsupported option rope type '${ropeType}' (supported: default, linear, llama3)`);
+}
+
+function eosTokenIds(eos: unknown): number[] {
+  return Array.isArray(eos)
     ? eos.filter((x): x is number => typeof x === "number")
     : typeof eos === "number"
     ? [eos]
     : [];
-  return {
-    architecture: a,
-    vocabSize: int("vocab_size"),
-    hiddenSize,
-    intermediateSize: int("intermediate_size"),
-    numLayers: int("num_hidden_layers"),
-    numHeads,
-    numKvHeads,
-    headDim,
-    rmsNormEps: num("rms_norm_eps", 1e-6),
-    ropeTheta,
-    partialRotaryFactor: partial,
-    ropeScaling,
-    maxPositionEmbeddings: int("max_position_embeddings", 4096),
-    tieWordEmbeddings: c.tie_word_embeddings === true,
-    attentionBias,
-    qkNorm: a === "qwen3",
-    bosTokenId: typeof c.bos_token_id === "number" ? c.bos_token_id : undefined,
-    eosTokenIds,
-  };
 }
 
 /** The config.json a HF loader would accept for this decoder (for saving models trained here). */

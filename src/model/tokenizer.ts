@@ -9,7 +9,6 @@
  */
 import { join } from "node:path";
 import type { ChatMessage } from "../plugin/contracts.ts";
-import type { TokenizerLike } from "../policy/types.ts";
 import { ArpoError, describeError } from "../errors.ts";
 import { ByteTokenizer, type ByteTokenizerOptions, isByteTokenizerJson } from "./tokenizer_byte.ts";
 import { HfTokenizer } from "./tokenizer_hf.ts";
@@ -39,6 +38,19 @@ export interface StreamDecoder {
   push(id: number): string;
   /** Text still held back (an incomplete trailing character decodes to U+FFFD). */
   flush(): string;
+}
+
+/** What policies, rollouts and training need from a tokenizer; `Tokenizer` is the full one. */
+export interface TokenizerLike {
+  readonly vocabSize: number;
+  encode(text: string): number[];
+  decode(ids: readonly number[]): string;
+  /** Ids that end generation (EOS, end-of-turn). */
+  readonly eosTokenIds: readonly number[];
+  /** BOS to prepend to a raw prompt, if the model uses one. */
+  readonly bosTokenId?: number;
+  /** Render chat messages with the model's chat template, when it has one. */
+  applyChatTemplate?(messages: ChatMessage[], addGenerationPrompt: boolean): string;
 }
 
 export interface Tokenizer extends TokenizerLike {

@@ -130,15 +130,6 @@ export function reduceMean(x: Value, axes: readonly number[], keepdims = true): 
   )[0];
 }
 
-export function reduceMax(x: Value, axes: readonly number[], keepdims = true): Value {
-  return x.graph.node(
-    "ReduceMax",
-    [x],
-    [{ dtype: x.dtype, shape: reducedShape(x, axes, keepdims) }],
-    { axes: attr.ints(axes), keepdims: attr.int(keepdims ? 1 : 0) },
-  )[0];
-}
-
 /** ReduceLogSumExp (opset 17: axes is an attribute). */
 export function reduceLogSumExp(x: Value, axes: readonly number[], keepdims = true): Value {
   return x.graph.node(
@@ -335,14 +326,6 @@ export function range(start: Value, limit: Value, delta: Value): Value {
     dtype: start.dtype,
     shape: ["?"],
   }])[0];
-}
-
-/** Trilu: upper (default) or lower triangle with diagonal offset k. */
-export function trilu(x: Value, upper = true, k?: Value): Value {
-  const inputs = k ? [x, k] : [x];
-  return x.graph.node("Trilu", inputs, [{ dtype: x.dtype, shape: x.shape }], {
-    upper: attr.int(upper ? 1 : 0),
-  })[0];
 }
 
 /** ConstantOfShape filled with a scalar of the given dtype. */

@@ -85,10 +85,12 @@ export interface ContextOptions {
   options: unknown;
   log: (message: string) => void;
   documentsOf: (benchmark: string) => Promise<Document[]>;
+  /** Filled with what the plugin reads: data files (key → digest) and benchmarks' documents. */
+  reads?: { data: Record<string, string>; documents: string[] };
 }
 
 export function createPluginContext(o: ContextOptions): PluginContext {
-  const readHere: Record<string, string> = {};
+  const readHere: Record<string, string> = o.reads?.data ?? {};
   const readFile = async (path: string) => {
     const bytes = await o.data.read(path, o.label);
     const key = o.data.keyOf(path);
@@ -124,6 +126,9 @@ export function createPluginContext(o: ContextOptions): PluginContext {
       return bytes;
     },
     log: (m) => o.log(`[${o.name}] ${m}`),
-    documentsOf: o.documentsOf,
+    documentsOf: (benchmark) => {
+      if (o.reads && !o.reads.documents.includes(benchmark)) o.reads.documents.push(benchmark);
+      return o.documentsOf(benchmark);
+    },
   };
 }

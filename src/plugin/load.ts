@@ -9,7 +9,6 @@ import { ArpoError, describeError } from "../errors.ts";
 import { pluginName, type PluginRef, type ResolvedManifest } from "../manifest/mod.ts";
 import type { PluginSource } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
-import type { LoadedPlugin, StagePlugins } from "../run/stages.ts";
 import {
   type Benchmark,
   type Document,
@@ -20,6 +19,7 @@ import {
   type Tool,
 } from "./contracts.ts";
 import { createPluginContext, type DataAccess } from "./context.ts";
+import type { LoadedPlugin, PluginReads, StagePlugins } from "./loaded.ts";
 import { archiveSources, collectSources, materialize, sourceDigest } from "./digest.ts";
 import { LIST_KIND, type PluginList, resolveUse } from "./resolve.ts";
 
@@ -56,33 +56,105 @@ function at(view: ManifestView, keyPath: (string | number)[]): string {
   return view.path;
 }
 
+/**
+ * Loads every plugin of the manifest: `listPlugins` (names checked before anything is imported),
+ * then per plugin `locateSources` → `importFactory` → `instantiate` → `addPlugin`.
+ */
 export async function loadPlugins(view: ManifestView, opts: LoadOptions): Promise<LoadedPlugins> {
-  const lists = view.manifest.plugins;
-  const log = opts.log ?? (() => {});
-  // Names first, so duplicates are reported before anything is imported.
-  const names = new Map<string, string>();
-  for (const list of ORDER) {
-    (lists[list] ?? []).forEach((ref: PluginRef, i: number) => {
-      const name = pluginName(ref);
-      const here = at(view, ["plugins", list, i, "use"]);
-      if (names.has(name)) {
-        throw new ArpoError(
-          `${here}: plugin name '${name}' is already used by ${names.get(name)}; give one of ` +
-            `them a different name with 'as:'`,
-        );
-      }
-      names.set(name, `plugins.${list}[${i}] (${here})`);
-    });
-  }
-
-  const tools = new Map<string, LoadedPlugin<Tool>>();
-  const rewards = new Map<string, LoadedPlugin<Reward>>();
-  const benchmarks = new Map<string, LoadedPlugin<Benchmark>>();
+  const entries = listPlugins(view);
+  const plugins: PluginMaps = { tools: new Map(), rewards: new Map(), benchmarks: new Map() };
   const digests: Record<string, string> = {};
   const sources: Record<string, PluginSource> = {};
   const loaded: Plugin[] = [];
+  const scope: LoadScope = {
+    view,
+    opts,
+    log: opts.log ?? (() => {}),
+    documentsOf: benchmarkDocuments(plugins.benchmarks),
+  };
 
-  const documentsOf = async (who: string, name: string): Promise<Document[]> => {
+  for (const entry of entries) {
+    const located = await locateSources(entry, view, opts);
+    digests[entry.name] = located.digest;
+    sources[entry.name] = located.source;
+    const factory = await importFactory(entry, located);
+    const reads = { data: {}, documents: [] };
+    const plugin = await instantiate(entry, factory, located.digest, scope, reads);
+    loaded.push(plugin);
+    addPlugin(plugins, entry, located.digest, reads, plugin);
+  }
+
+  return {
+    tools: plugins.tools,
+    rewards: plugins.rewards,
+    benchmarks: plugins.benchmarks,
+    digests,
+    sources,
+    async close() {
+      for (const p of loaded) {
+        if (p.kind === "tool" && p.close) await p.close();
+      }
+    },
+  };
+}
+
+/** One plugin of the manifest, as it is being loaded. */
+interface Entry {
+  readonly list: PluginList;
+  /** Index in its list. */
+  readonly index: number;
+  readonly ref: PluginRef;
+  readonly kind: PluginKind;
+  readonly name: string;
+  /** Where its `use:` is written (`manifest:line:col`). */
+  readonly where: string;
+  /** How messages name it; the file it resolved to is added once known. */
+  label: string;
+}
+
+function fail(entry: Entry, what: string, cause?: unknown): never {
+  throw new ArpoError(`${entry.where}: ${entry.label}: ${what}`, { cause });
+}
+
+/**
+ * The manifest's plugins in loading order (benchmarks, rewards, tools). Names are checked here,
+ * so duplicates are reported before anything is imported.
+ */
+function listPlugins(view: ManifestView): Entry[] {
+  const lists = view.manifest.plugins;
+  const entries: Entry[] = [];
+  const names = new Map<string, string>();
+  for (const list of ORDER) {
+    (lists[list] ?? []).forEach((ref: PluginRef, index: number) => {
+      const name = pluginName(ref);
+      const where = at(view, ["plugins", list, index, "use"]);
+      if (names.has(name)) {
+        throw new ArpoError(
+          `${where}: plugin name '${name}' is already used by ${names.get(name)}; give one of ` +
+            `them a different name with 'as:'`,
+        );
+      }
+      names.set(name, `plugins.${list}[${index}] (${where})`);
+      const kind = LIST_KIND[list];
+      entries.push({
+        list,
+        index,
+        ref,
+        kind,
+        name,
+        where,
+        label: `${kind} '${name}' (use: ${ref.use})`,
+      });
+    });
+  }
+  return entries;
+}
+
+/** `documentsOf` for plugin contexts: the documents of a benchmark loaded so far. */
+function benchmarkDocuments(
+  benchmarks: ReadonlyMap<string, LoadedPlugin<Benchmark>>,
+): (who: string, name: string) => Promise<Document[]> {
+  return async (who, name) => {
     const b = benchmarks.get(name);
     if (!b) {
       throw new ArpoError(
@@ -95,152 +167,181 @@ export async function loadPlugins(view: ManifestView, opts: LoadOptions): Promis
     }
     return await b.plugin.documents();
   };
+}
 
-  for (const list of ORDER) {
-    const kind = LIST_KIND[list];
-    const refs: PluginRef[] = lists[list] ?? [];
-    for (let i = 0; i < refs.length; i++) {
-      const ref = refs[i];
-      const name = pluginName(ref);
-      const where = at(view, ["plugins", list, i, "use"]);
-      let label = `${kind} '${name}' (use: ${ref.use})`;
-      const fail = (what: string, cause?: unknown): never => {
-        throw new ArpoError(`${where}: ${label}: ${what}`, { cause });
-      };
+/** A plugin's sources, their digest, and the module to import. */
+interface Located {
+  source: PluginSource;
+  digest: string;
+  importUrl: string;
+  /** The plugin's own directory, when it was copied from disk (to map load errors back). */
+  originalRoot?: string;
+}
 
-      // 1. sources → digest, and the module to import
-      let source: PluginSource;
-      let digest: string;
-      let importUrl: string;
-      let originalRoot: string | undefined;
-      const archived = opts.archived?.[name];
-      if (opts.archived) {
-        if (!archived) fail("the archived run has no source for this plugin");
-        ({ source, digest } = sourceDigest(archived!));
-        importUrl = source.kind === "npm"
-          ? source.specifier
-          : pathToFileURL(await materialize(opts.store, source, label)).href;
-        if (source.kind === "files") label += ` [archived ${source.entry}]`;
-      } else {
-        const r = resolveUse(ref.use, list, view.baseDir, `${where}: `);
-        if (r.kind === "npm") {
-          ({ source, digest } = sourceDigest({ kind: "npm", specifier: r.specifier }));
-          importUrl = r.specifier;
-        } else {
-          label += ` [${r.path}]`;
-          const set = await collectSources(r.path, `${where}: ${label}`);
-          originalRoot = set.root;
-          ({ source, digest } = await archiveSources(opts.store, set));
-          importUrl = pathToFileURL(await materialize(opts.store, source, label)).href;
-        }
-      }
-      digests[name] = digest;
-      sources[name] = source;
-
-      // 2. import and check the factory
-      let mod: Record<string, unknown>;
-      try {
-        mod = await import(importUrl);
-      } catch (e) {
-        return fail(`the module failed to load: ${loadErrorText(e, importUrl, originalRoot)}`, e);
-      }
-      const factory = mod.default as
-        | ((o: unknown, c: unknown) => unknown) & {
-          pluginKind?: PluginKind;
-          optionsSchema?: unknown;
-        }
-        | undefined;
-      if (typeof factory !== "function") {
-        fail(
-          `its default export is ${factory === undefined ? "missing" : `a ${typeof factory}`}; ` +
-            `expected a plugin factory (export default define${cap(kind)}({...}))`,
-        );
-      }
-      if (factory!.pluginKind && factory!.pluginKind !== kind) {
-        fail(
-          `it is a ${
-            factory!.pluginKind
-          } plugin, but it is listed under plugins.${list}; move it ` +
-            `to plugins.${factory!.pluginKind}s`,
-        );
-      }
-
-      // 3. instantiate
-      const ctx = createPluginContext({
-        name,
-        label,
-        baseDir: view.baseDir,
-        seed: view.manifest.seed,
-        store: opts.store,
-        data: opts.data,
-        pluginDigest: digest,
-        options: ref.with ?? {},
-        log,
-        documentsOf: (b) => documentsOf(label, b),
-      });
-      let obj: unknown;
-      try {
-        obj = await factory!(ref.with ?? {}, ctx);
-      } catch (e) {
-        if (e instanceof PluginOptionsError) {
-          const known = optionNames(factory!);
-          const lines = e.issues.flatMap((iss) => {
-            const p = iss.path.map((x) => typeof x === "symbol" ? String(x) : x);
-            if (iss.code === "unrecognized_keys") {
-              return iss.keys.map((k) =>
-                `${at(view, ["plugins", list, i, "with", ...p, k])}: with.${
-                  [...p, k].join(".")
-                }: ` +
-                `unknown option${p.length === 0 && known ? ` (options: ${known})` : ""}`
-              );
-            }
-            const pos = at(view, ["plugins", list, i, "with", ...p]);
-            const key = p.length ? `with.${p.join(".")}` : "with";
-            return [`${pos}: ${key}: ${iss.message}`];
-          });
-          throw new ArpoError(
-            `${where}: ${label}: invalid options:\n  ${lines.join("\n  ")}`,
-            { cause: e },
-          );
-        }
-        if (e instanceof ArpoError) throw e;
-        fail(`threw while loading: ${describeError(e)}`, e);
-      }
-      checkShape(obj, kind, fail);
-      const plugin = obj as Plugin;
-      loaded.push(plugin);
-      if (kind === "tool") tools.set(name, { name, use: ref.use, digest, plugin: plugin as Tool });
-      if (kind === "reward") {
-        rewards.set(name, {
-          name,
-          use: ref.use,
-          digest,
-          plugin: guardReward(plugin as Reward, label),
-        });
-      }
-      if (kind === "benchmark") {
-        benchmarks.set(name, {
-          name,
-          use: ref.use,
-          digest,
-          plugin: guardBenchmark(plugin as Benchmark, label),
-        });
-      }
-    }
+/**
+ * Step 1, sources → digest: from the archive on a rerun, else resolve `use:` and archive the files
+ * (or take the npm: specifier). Adds the resolved file to the entry's label.
+ */
+async function locateSources(
+  entry: Entry,
+  view: ManifestView,
+  opts: LoadOptions,
+): Promise<Located> {
+  if (opts.archived) {
+    const archived = opts.archived[entry.name];
+    if (!archived) fail(entry, "the archived run has no source for this plugin");
+    const { source, digest } = sourceDigest(archived);
+    const importUrl = source.kind === "npm"
+      ? source.specifier
+      : pathToFileURL(await materialize(opts.store, source, entry.label)).href;
+    if (source.kind === "files") entry.label += ` [archived ${source.entry}]`;
+    return { source, digest, importUrl };
   }
+  const r = resolveUse(entry.ref.use, entry.list, view.baseDir, `${entry.where}: `);
+  if (r.kind === "npm") {
+    const { source, digest } = sourceDigest({ kind: "npm", specifier: r.specifier });
+    return { source, digest, importUrl: r.specifier };
+  }
+  entry.label += ` [${r.path}]`;
+  const set = await collectSources(r.path, `${entry.where}: ${entry.label}`);
+  const { source, digest } = await archiveSources(opts.store, set);
+  const importUrl = pathToFileURL(await materialize(opts.store, source, entry.label)).href;
+  return { source, digest, importUrl, originalRoot: set.root };
+}
 
-  return {
-    tools,
-    rewards,
-    benchmarks,
-    digests,
-    sources,
-    async close() {
-      for (const p of loaded) {
-        if (p.kind === "tool" && p.close) await p.close();
-      }
-    },
-  };
+/** What a plugin module's default export is: a factory made by `defineTool` and the like. */
+type Factory = ((o: unknown, c: unknown) => unknown) & {
+  pluginKind?: PluginKind;
+  optionsSchema?: unknown;
+};
+
+/** Step 2, import the module and check its default export is a factory of the listed kind. */
+async function importFactory(entry: Entry, located: Located): Promise<Factory> {
+  const { importUrl, originalRoot } = located;
+  let mod: Record<string, unknown>;
+  try {
+    mod = await import(importUrl);
+  } catch (e) {
+    return fail(
+      entry,
+      `the module failed to load: ${loadErrorText(e, importUrl, originalRoot)}`,
+      e,
+    );
+  }
+  const factory = mod.default as Factory | undefined;
+  if (typeof factory !== "function") {
+    fail(
+      entry,
+      `its default export is ${factory === undefined ? "missing" : `a ${typeof factory}`}; ` +
+        `expected a plugin factory (export default define${cap(entry.kind)}({...}))`,
+    );
+  }
+  if (factory.pluginKind && factory.pluginKind !== entry.kind) {
+    fail(
+      entry,
+      `it is a ${factory.pluginKind} plugin, but it is listed under plugins.${entry.list}; move it ` +
+        `to plugins.${factory.pluginKind}s`,
+    );
+  }
+  return factory;
+}
+
+/** What every plugin's context shares. */
+interface LoadScope {
+  view: ManifestView;
+  opts: LoadOptions;
+  log: (message: string) => void;
+  documentsOf: (who: string, name: string) => Promise<Document[]>;
+}
+
+/**
+ * Step 3, call the factory with the `with:` options and a PluginContext, then check the object it
+ * returns against the contract.
+ */
+async function instantiate(
+  entry: Entry,
+  factory: Factory,
+  digest: string,
+  scope: LoadScope,
+  reads: { data: Record<string, string>; documents: string[] },
+): Promise<Plugin> {
+  const { view, opts } = scope;
+  const { name, label } = entry;
+  const ctx = createPluginContext({
+    name,
+    label,
+    baseDir: view.baseDir,
+    seed: view.manifest.seed,
+    store: opts.store,
+    data: opts.data,
+    pluginDigest: digest,
+    options: entry.ref.with ?? {},
+    log: scope.log,
+    documentsOf: (b) => scope.documentsOf(label, b),
+    reads,
+  });
+  let obj: unknown;
+  try {
+    obj = await factory(entry.ref.with ?? {}, ctx);
+  } catch (e) {
+    if (e instanceof PluginOptionsError) throw optionsError(view, entry, factory, e);
+    if (e instanceof ArpoError) throw e;
+    fail(entry, `threw while loading: ${describeError(e)}`, e);
+  }
+  checkShape(obj, entry.kind, (what) => fail(entry, what));
+  return obj as Plugin;
+}
+
+/** Invalid `with:` options: one line per issue, at the option's own manifest position. */
+function optionsError(
+  view: ManifestView,
+  entry: Entry,
+  factory: Factory,
+  e: PluginOptionsError,
+): ArpoError {
+  const { list, index: i } = entry;
+  const known = optionNames(factory);
+  const lines = e.issues.flatMap((iss) => {
+    const p = iss.path.map((x) => typeof x === "symbol" ? String(x) : x);
+    if (iss.code === "unrecognized_keys") {
+      return iss.keys.map((k) =>
+        `${at(view, ["plugins", list, i, "with", ...p, k])}: with.${[...p, k].join(".")}: ` +
+        `unknown option${p.length === 0 && known ? ` (options: ${known})` : ""}`
+      );
+    }
+    const pos = at(view, ["plugins", list, i, "with", ...p]);
+    const key = p.length ? `with.${p.join(".")}` : "with";
+    return [`${pos}: ${key}: ${iss.message}`];
+  });
+  return new ArpoError(
+    `${entry.where}: ${entry.label}: invalid options:\n  ${lines.join("\n  ")}`,
+    { cause: e },
+  );
+}
+
+interface PluginMaps {
+  tools: Map<string, LoadedPlugin<Tool>>;
+  rewards: Map<string, LoadedPlugin<Reward>>;
+  benchmarks: Map<string, LoadedPlugin<Benchmark>>;
+}
+
+/** Step 4, file the plugin under its name; rewards and benchmarks are guarded to name it. */
+function addPlugin(
+  maps: PluginMaps,
+  entry: Entry,
+  digest: string,
+  reads: PluginReads,
+  plugin: Plugin,
+): void {
+  const { name, kind, label } = entry;
+  const base = { name, use: entry.ref.use, digest, reads };
+  if (kind === "tool") maps.tools.set(name, { ...base, plugin: plugin as Tool });
+  if (kind === "reward") {
+    maps.rewards.set(name, { ...base, plugin: guardReward(plugin as Reward, label) });
+  }
+  if (kind === "benchmark") {
+    maps.benchmarks.set(name, { ...base, plugin: guardBenchmark(plugin as Benchmark, label) });
+  }
 }
 
 /**

@@ -19,7 +19,7 @@ import {
   type HeadOutput,
   type RuntimeOptions,
 } from "../model/runtime.ts";
-import { sampleFromProbs, uniformAt } from "./sampling.ts";
+import { inverseTemperature, sampleFromProbs, uniformAt } from "./sampling.ts";
 import type {
   GeneratedToken,
   GenerateOptions,
@@ -29,8 +29,8 @@ import type {
   PolicyStats,
   SamplingParams,
   SeqId,
-  TokenizerLike,
 } from "./types.ts";
+import type { TokenizerLike } from "../model/tokenizer.ts";
 
 interface SeqState {
   tokens: number[];
@@ -184,7 +184,7 @@ export class OnnxPolicy implements Policy {
     }
     const V = this.vocabSize;
     if (rows.length > 0) {
-      const invT = params.temperature > 0 ? 1 / params.temperature : 1;
+      const invT = inverseTemperature(params.temperature);
       const greedy = !(params.temperature > 0);
       const top = options.topLogprobs ?? 0;
       // Plain sampling and greedy run entirely in the graph's sampling head; top-k / top-p
@@ -446,7 +446,7 @@ export class OnnxPolicy implements Policy {
         at.push(0n);
         targets.push(0n);
       }
-      const invT = temperature > 0 ? 1 / temperature : 1;
+      const invT = inverseTemperature(temperature);
       const res = await this.runtime.forward({
         B,
         T: Tn,

@@ -26,9 +26,18 @@ export interface RowStats {
   invT: number;
 }
 
+/**
+ * The logit scale of a sampling temperature: 1/T, and 1 for greedy decoding (T = 0), whose
+ * log-probabilities and entropies are those of the untempered distribution. The one place 1/T is
+ * computed: the decoder's `inv_temperature` input and the CPU-side statistics both take it.
+ */
+export function inverseTemperature(temperature: number): number {
+  return temperature > 0 ? 1 / temperature : 1;
+}
+
 /** log-normalizer and entropy of softmax(x·invT) over x[off, off+V). */
 export function rowStats(x: Float32Array, off: number, V: number, temperature: number): RowStats {
-  const invT = temperature > 0 ? 1 / temperature : 1;
+  const invT = inverseTemperature(temperature);
   let m = -Infinity;
   for (let i = 0; i < V; i++) {
     const z = x[off + i] * invT;

@@ -5,21 +5,9 @@
  * on which other sequences share its batch.
  */
 import type { Stream } from "../rng.ts";
-import type { ChatMessage } from "../plugin/contracts.ts";
+import type { TokenizerLike } from "../model/tokenizer.ts";
 
 export type SeqId = number;
-
-export interface TokenizerLike {
-  readonly vocabSize: number;
-  encode(text: string): number[];
-  decode(ids: readonly number[]): string;
-  /** Ids that end generation (EOS, end-of-turn). */
-  readonly eosTokenIds: readonly number[];
-  /** BOS to prepend to a raw prompt, if the model uses one. */
-  readonly bosTokenId?: number;
-  /** Render chat messages with the model's chat template, when it has one. */
-  applyChatTemplate?(messages: ChatMessage[], addGenerationPrompt: boolean): string;
-}
 
 export interface SamplingParams {
   /** 0 means greedy. */

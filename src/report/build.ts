@@ -9,17 +9,15 @@
  */
 import { ArpoError } from "../errors.ts";
 import type { Json } from "../store/canonical.ts";
-import type { RunRecord } from "../store/records.ts";
+import type { RunRecord, StageRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
 import { parseTreeLines } from "../rollout/artifacts.ts";
 import {
   type BranchingSet,
   type EntropyCurves,
-  type ForkSet,
   type ManifestSummary,
   type MetricValue,
   type ReportData,
-  type ReportTree,
   type Scalar,
   STAGE_REPORT_FORMAT,
   type StagePart,
@@ -218,15 +216,63 @@ async function readSmallJson(
   }
 }
 
+/** The report's per-stage lists, filled stage by stage. */
+type Parts = Required<
+  Pick<ReportData, "training" | "evals" | "entropy" | "forks" | "branching" | "trees">
+>;
+
+interface Limits {
+  treesPerStage: number;
+  maxTreesRead: number;
+  maxBytes: number;
+}
+
+/** A rollout batch index with the optimizer step it was sampled at (its context's `step`). */
+interface Batch {
+  index: Obj;
+  step: number | undefined;
+}
+
+/** A rollout tree record with its batch's step. */
+interface TreeRead {
+  rec: TreeRecordLike;
+  step: number | undefined;
+}
+
 /** Build the report data of one run from its record and the objects it references. */
 export async function buildReportData(
   store: Store,
   rec: RunRecord,
   opts: BuildOptions = {},
 ): Promise<ReportData> {
-  const treesPerStage = opts.treesPerStage ?? 8;
-  const maxTreesRead = opts.maxTreesRead ?? 400;
-  const maxBytes = opts.maxOutputBytes ?? 16 * 1024 * 1024;
+  const limits: Limits = {
+    treesPerStage: opts.treesPerStage ?? 8,
+    maxTreesRead: opts.maxTreesRead ?? 400,
+    maxBytes: opts.maxOutputBytes ?? 16 * 1024 * 1024,
+  };
+  const data = runOverview(rec);
+  const parts: Parts = {
+    training: [],
+    evals: [],
+    entropy: [],
+    forks: [],
+    branching: [],
+    trees: [],
+  };
+  for (const [stage, s] of Object.entries(rec.stages)) {
+    await collectStage(store, rec, stage, s, parts, limits);
+  }
+  if (parts.training.length) data.training = parts.training;
+  if (parts.evals.length) data.evals = parts.evals;
+  if (parts.entropy.length) data.entropy = parts.entropy;
+  if (parts.forks.length) data.forks = parts.forks;
+  if (parts.branching.length) data.branching = parts.branching;
+  if (parts.trees.length) data.trees = parts.trees;
+  return data;
+}
+
+/** The run header and the stage table, from the record alone. */
+function runOverview(rec: RunRecord): ReportData {
   const m = isObj(rec.identity.manifest) ? rec.identity.manifest : {};
   const data: ReportData = {
     run: {
@@ -240,115 +286,164 @@ export async function buildReportData(
   if (typeof m.description === "string" && m.description) data.run.description = m.description;
   if (rec.error) data.run.error = rec.error;
   if (typeof rec.timings.total_ms === "number") data.run.wallMs = rec.timings.total_ms;
+  return data;
+}
 
-  const training: ReportData["training"] = [];
-  const evals: ReportData["evals"] = [];
-  const entropy: EntropyCurves[] = [];
-  const forks: ForkSet[] = [];
-  const branching: BranchingSet[] = [];
-  const trees: ReportTree[] = [];
-
-  for (const [stage, s] of Object.entries(rec.stages)) {
-    const label = `run ${rec.id.slice(0, 12)}, stage '${stage}'`;
-    const given = new Set<string>();
-    const batches: { index: Obj; step: number | undefined }[] = [];
-    const seen = new Set<string>();
-    const addBatch = (digest: string, index: Obj) => {
-      if (seen.has(digest)) return; // listed by a StageReport and also a direct output
-      seen.add(digest);
-      const ctx = isObj(index.context) ? index.context : {};
-      batches.push({ index, step: typeof ctx.step === "number" ? ctx.step : undefined });
-    };
-    for (const [out, digest] of Object.entries(s.outputs)) {
-      const obj = await readSmallJson(store, digest, maxBytes, `${label} output '${out}'`);
-      if (!obj) continue;
-      if (obj.format === STAGE_REPORT_FORMAT) {
-        const part = obj as unknown as StageReport;
-        const add = <K extends keyof Omit<StageReport, "format">>(k: K, into: unknown[]) => {
-          const items = withStage(part[k] as StagePart<{ stage: string }>[] | undefined, stage);
-          if (items.length) given.add(k);
-          into.push(...items);
-        };
-        add("training", training);
-        add("evals", evals);
-        add("entropy", entropy);
-        add("forks", forks);
-        add("branching", branching);
-        add("trees", trees);
-        for (const d of Array.isArray(part.rollouts) ? part.rollouts : []) {
-          if (typeof d !== "string") continue;
-          const idx = await readSmallJson(store, d, maxBytes, `${label} rollout batch ${d}`);
-          if (idx?.type === "rollout_batch" && Array.isArray(idx.questions)) addBatch(d, idx);
-        }
-      } else if (obj.type === "rollout_batch" && Array.isArray(obj.questions)) {
-        addBatch(digest, obj);
-      }
-    }
-    if (batches.length === 0) {
-      if (!given.has("entropy")) {
-        const e = entropyFromMetrics(s.metrics as unknown as Json, { stage });
-        if (e) entropy.push(e);
-      }
-      continue;
-    }
-    // Batches in step order; the browser shows trees of the last one (the most trained policy).
-    batches.sort((a, b) => (a.step ?? 0) - (b.step ?? 0));
-    const steps = new Set(batches.map((b) => b.step).filter((x) => x !== undefined));
-    if (!given.has("training") && (s.kind === "rl" || steps.size > 1)) {
-      const pts = batches.filter((b) => b.step !== undefined)
-        .map((b) => stepFromMetrics(b.step!, b.index.metrics));
-      if (pts.length) training.push({ stage, steps: pts });
-    }
+/**
+ * One stage's parts: what its StageReport outputs give, and what its rollout batches give for
+ * the parts the stage did not report itself.
+ */
+async function collectStage(
+  store: Store,
+  rec: RunRecord,
+  stage: string,
+  s: StageRecord,
+  parts: Parts,
+  limits: Limits,
+): Promise<void> {
+  const label = `run ${rec.id.slice(0, 12)}, stage '${stage}'`;
+  const { given, batches } = await readStageOutputs(store, s, stage, label, parts, limits);
+  if (batches.length === 0) {
     if (!given.has("entropy")) {
-      const curves = batches
-        .map((b) => entropyFromMetrics(b.index.metrics, { stage }))
-        .filter((e): e is EntropyCurves => e !== undefined);
-      const merged = mergeCurves(curves, stage);
-      if (merged) entropy.push(merged);
+      const e = entropyFromMetrics(s.metrics as unknown as Json, { stage });
+      if (e) parts.entropy.push(e);
     }
-    const wantForks = !given.has("forks") || !given.has("branching");
-    const wantTrees = !given.has("trees");
-    if (!wantForks && !wantTrees) continue;
-    const records: { rec: TreeRecordLike; step: number | undefined }[] = [];
-    // Read trees last batch first so the browser's trees are always among those read.
-    for (const b of [...batches].reverse()) {
-      for (const q of b.index.questions as Json[]) {
-        if (records.length >= maxTreesRead) break;
-        if (!isObj(q) || typeof q.tree !== "string") continue;
-        const where = `${label}, rollout tree of '${String(q.task_id)}'`;
-        const text = new TextDecoder().decode(await store.getBytes(q.tree, where));
-        records.push({ rec: parseTreeLines(text, where), step: b.step });
-      }
-    }
-    if (wantForks) {
-      if (!given.has("forks")) {
-        const points = forkPoints(records.map((r) => r.rec));
-        if (points.length) forks.push({ stage, points });
-      }
-      if (!given.has("branching")) {
-        const lastStep = batches.at(-1)!.step;
-        const last = records.filter((r) => r.step === lastStep).map((r) => r.rec);
-        const perQuestion = branchesPerQuestion(last);
-        if (perQuestion.length) {
-          const set: BranchingSet = { stage, perQuestion };
-          if (lastStep !== undefined) set.label = `${stage} (step ${lastStep})`;
-          branching.push(set);
-        }
-      }
-    }
-    if (wantTrees) {
-      for (const r of records.slice(0, treesPerStage)) {
-        trees.push(treeFromRecord(r.rec, { stage, step: r.step }));
-      }
+    return;
+  }
+  // Batches in step order; the browser shows trees of the last one (the most trained policy).
+  batches.sort((a, b) => (a.step ?? 0) - (b.step ?? 0));
+  curvesFromBatches(stage, s, batches, given, parts);
+  const wantForks = !given.has("forks") || !given.has("branching");
+  const wantTrees = !given.has("trees");
+  if (!wantForks && !wantTrees) return;
+  const records = await readTrees(store, batches, label, limits.maxTreesRead);
+  if (wantForks) forksFromTrees(stage, batches, records, given, parts);
+  if (wantTrees) {
+    for (const r of records.slice(0, limits.treesPerStage)) {
+      parts.trees.push(treeFromRecord(r.rec, { stage, step: r.step }));
     }
   }
-  if (training.length) data.training = training;
-  if (evals.length) data.evals = evals;
-  if (entropy.length) data.entropy = entropy;
-  if (forks.length) data.forks = forks;
-  if (branching.length) data.branching = branching;
-  if (trees.length) data.trees = trees;
-  return data;
+}
+
+/**
+ * Read a stage's outputs: StageReport parts go straight into `parts` (their keys into `given`);
+ * rollout batch indexes, direct or listed by a StageReport, are returned once each.
+ */
+async function readStageOutputs(
+  store: Store,
+  s: StageRecord,
+  stage: string,
+  label: string,
+  parts: Parts,
+  limits: Limits,
+): Promise<{ given: Set<string>; batches: Batch[] }> {
+  const given = new Set<string>();
+  const batches: Batch[] = [];
+  const seen = new Set<string>();
+  const addBatch = (digest: string, index: Obj) => {
+    if (seen.has(digest)) return; // listed by a StageReport and also a direct output
+    seen.add(digest);
+    const ctx = isObj(index.context) ? index.context : {};
+    batches.push({ index, step: typeof ctx.step === "number" ? ctx.step : undefined });
+  };
+  for (const [out, digest] of Object.entries(s.outputs)) {
+    const obj = await readSmallJson(store, digest, limits.maxBytes, `${label} output '${out}'`);
+    if (!obj) continue;
+    if (obj.format === STAGE_REPORT_FORMAT) {
+      const part = obj as unknown as StageReport;
+      addStageReport(part, stage, given, parts);
+      for (const d of Array.isArray(part.rollouts) ? part.rollouts : []) {
+        if (typeof d !== "string") continue;
+        const idx = await readSmallJson(store, d, limits.maxBytes, `${label} rollout batch ${d}`);
+        if (idx?.type === "rollout_batch" && Array.isArray(idx.questions)) addBatch(d, idx);
+      }
+    } else if (obj.type === "rollout_batch" && Array.isArray(obj.questions)) {
+      addBatch(digest, obj);
+    }
+  }
+  return { given, batches };
+}
+
+/** A StageReport's parts, stamped with the stage where they do not name one. */
+function addStageReport(part: StageReport, stage: string, given: Set<string>, parts: Parts) {
+  const add = <K extends keyof Omit<StageReport, "format">>(k: K, into: unknown[]) => {
+    const items = withStage(part[k] as StagePart<{ stage: string }>[] | undefined, stage);
+    if (items.length) given.add(k);
+    into.push(...items);
+  };
+  add("training", parts.training);
+  add("evals", parts.evals);
+  add("entropy", parts.entropy);
+  add("forks", parts.forks);
+  add("branching", parts.branching);
+  add("trees", parts.trees);
+}
+
+/** Training curve (rl stages or several steps) and merged entropy curves from batch metrics. */
+function curvesFromBatches(
+  stage: string,
+  s: StageRecord,
+  batches: Batch[],
+  given: Set<string>,
+  parts: Parts,
+): void {
+  const steps = new Set(batches.map((b) => b.step).filter((x) => x !== undefined));
+  if (!given.has("training") && (s.kind === "rl" || steps.size > 1)) {
+    const pts = batches.filter((b) => b.step !== undefined)
+      .map((b) => stepFromMetrics(b.step!, b.index.metrics));
+    if (pts.length) parts.training.push({ stage, steps: pts });
+  }
+  if (!given.has("entropy")) {
+    const curves = batches
+      .map((b) => entropyFromMetrics(b.index.metrics, { stage }))
+      .filter((e): e is EntropyCurves => e !== undefined);
+    const merged = mergeCurves(curves, stage);
+    if (merged) parts.entropy.push(merged);
+  }
+}
+
+/** Up to `max` rollout trees, last batch first so the browser's trees are among those read. */
+async function readTrees(
+  store: Store,
+  batches: Batch[],
+  label: string,
+  max: number,
+): Promise<TreeRead[]> {
+  const records: TreeRead[] = [];
+  for (const b of [...batches].reverse()) {
+    for (const q of b.index.questions as Json[]) {
+      if (records.length >= max) break;
+      if (!isObj(q) || typeof q.tree !== "string") continue;
+      const where = `${label}, rollout tree of '${String(q.task_id)}'`;
+      const text = new TextDecoder().decode(await store.getBytes(q.tree, where));
+      records.push({ rec: parseTreeLines(text, where), step: b.step });
+    }
+  }
+  return records;
+}
+
+/** Fork decisions over all trees read, and branches per question of the last batch. */
+function forksFromTrees(
+  stage: string,
+  batches: Batch[],
+  records: TreeRead[],
+  given: Set<string>,
+  parts: Parts,
+): void {
+  if (!given.has("forks")) {
+    const points = forkPoints(records.map((r) => r.rec));
+    if (points.length) parts.forks.push({ stage, points });
+  }
+  if (!given.has("branching")) {
+    const lastStep = batches.at(-1)!.step;
+    const last = records.filter((r) => r.step === lastStep).map((r) => r.rec);
+    const perQuestion = branchesPerQuestion(last);
+    if (perQuestion.length) {
+      const set: BranchingSet = { stage, perQuestion };
+      if (lastStep !== undefined) set.label = `${stage} (step ${lastStep})`;
+      parts.branching.push(set);
+    }
+  }
 }
 
 /** Read a ReportData from JSON text (`arpo report --data FILE`), checking its outline. */

@@ -8,6 +8,7 @@
  * Naming: camelCase throughout. Numbers are plain numbers (null where a value is missing in a
  * series). Times are milliseconds.
  */
+import type { ToolCallNode } from "../rollout/tree.ts";
 
 export const REPORT_DATA_FORMAT = "arpo-report-data/1";
 
@@ -187,19 +188,20 @@ export interface TreeSegment {
   stop?: string;
 }
 
-export interface TreeToolCall {
-  id: number;
-  trajectory: number;
-  /** The gen segment ending with the call, and the result segment. */
-  segment: number;
-  result: number;
-  tool: string;
-  input: string;
-  output: string;
-  error?: boolean;
-  timedOut?: boolean;
-  cached?: boolean;
-}
+/**
+ * A tool call of a browsed tree: the rollout tree's call (ToolCallNode, src/rollout/tree.ts) as
+ * the report reads it from stored JSON, with the fields it shows (input and output may be cut).
+ */
+export type TreeToolCall =
+  & Pick<ToolCallNode, "id" | "trajectory" | "segment" | "result" | "tool" | "input" | "output">
+  & Partial<Pick<ToolCallNode, "error" | "timedOut">>
+  & {
+    /**
+     * Shown as a flag. Trees read from rollout artefacts never have it set (where a result came
+     * from is a timing, not part of the tree); a StageReport's own trees may set it.
+     */
+    cached?: boolean;
+  };
 
 export interface TreeFork {
   id: number;

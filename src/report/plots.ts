@@ -145,6 +145,58 @@ const SCALAR_CURVES: { id: string; title: string; y: string; get: (s: StepMetric
     },
   ];
 
+type ScalarCurve = (typeof SCALAR_CURVES)[number];
+
+/** A training metric keyed by name (tool, reward part), with an optional overall series. */
+interface KeyedCurve {
+  id: string;
+  title: string;
+  y: string;
+  total: ((s: StepMetrics) => unknown) | null;
+  parts: (s: StepMetrics) => Record<string, unknown> | undefined;
+}
+
+const REWARD_PARTS: KeyedCurve = {
+  id: "reward_parts",
+  title: "Reward parts per step",
+  y: "mean",
+  total: null,
+  parts: (s) => s.rewardParts,
+};
+
+const TOOL_CALLS: KeyedCurve = {
+  id: "tool_calls",
+  title: "Tool calls per trajectory per step",
+  y: "calls / trajectory",
+  total: (s) => s.toolCallsPerTrajectory,
+  parts: (s) => s.toolCallsByTool,
+};
+
+const WALL_TIME: KeyedCurve = {
+  id: "wall_time",
+  title: "Wall time per step (generation / tools / training)",
+  y: "ms",
+  total: null,
+  parts: (s) =>
+    s.time
+      ? {
+        "1 generation": s.time.generationMs,
+        "2 tools": s.time.toolsMs,
+        "3 training": s.time.trainingMs,
+      }
+      : undefined,
+};
+
+/** One training stage of one run: its steps in step order, and how its series look. */
+interface TrainingStage {
+  run: string;
+  stage: string;
+  color: string;
+  /** The stage's index in its run's `training`. */
+  si: number;
+  steps: StepMetrics[];
+}
+
 /**
  * Training curves. SFT (hundreds of steps) and RL (tens of steps) get separate plots: on one step
  * axis the RL curves would be squeezed against zero.
@@ -154,117 +206,119 @@ function trainingPlots(
   colors: Colors,
   which: "rl" | "sft",
 ): PlotSpec[] {
-  const out: PlotSpec[] = [];
-  const mine = (algorithm: string | undefined) => (algorithm === "sft") === (which === "sft");
-  const push = (
-    id: string,
-    title: string,
-    y: string,
-    raw: RawSeries[],
-  ) => {
-    if (!hasValues(raw)) return;
-    out.push({
-      id: which === "sft" ? `sft_${id}` : id,
-      section: "training",
-      title: which === "sft" ? `SFT: ${title}` : title,
-      kind: "line",
-      xLabel: "step",
-      yLabel: y,
-      ...align(raw),
-    });
-  };
-  const each = (
-    fn: (run: string, stage: string, color: string, steps: StepMetrics[], si: number) => void,
-  ) => {
-    runs.forEach((d, ri) => {
-      (d.training ?? []).forEach((t, si) => {
-        if (!mine(t.algorithm)) return;
-        const steps = [...(t.steps ?? [])].filter((s) => num(s?.step) !== null)
-          .sort((a, b) => a.step - b.step);
-        fn(runLabel(d, runs), t.stage, colors.get(ri, t.stage), steps, si);
-      });
-    });
-  };
-  const scalar = (id: string, title: string, y: string, get: (s: StepMetrics) => unknown) => {
-    const raw: RawSeries[] = [];
-    each((run, stage, color, steps) => {
-      raw.push({
-        label: seriesLabel(run, stage),
-        color,
-        points: steps.map((s) => [s.step, num(get(s))]),
-      });
-    });
-    push(id, title, y, raw);
-  };
-  /** A metric keyed by name (tool, reward part): one dash per key. */
-  const keyed = (
-    id: string,
-    title: string,
-    y: string,
-    total: ((s: StepMetrics) => unknown) | null,
-    parts: (s: StepMetrics) => Record<string, unknown> | undefined,
-  ) => {
-    const raw: RawSeries[] = [];
-    // Comparing runs: colour = run, dash = key. One run: colour = key, dash = stage.
-    const single = runs.length === 1;
-    each((run, stage, color, steps, si) => {
-      const style = (i: number): Pick<RawSeries, "color" | "dash"> => {
-        const dash = DASHES[(single ? si : i) % DASHES.length];
-        const c = single ? PALETTE[i % PALETTE.length] : color;
-        return dash ? { color: c, dash } : { color: c };
-      };
-      if (total) {
-        raw.push({
-          label: seriesLabel(run, stage, "all"),
-          ...style(0),
-          points: steps.map((s) => [s.step, num(total(s))]),
-        });
-      }
-      const keys = [...new Set(steps.flatMap((s) => Object.keys(parts(s) ?? {})))].sort();
-      keys.forEach((k, i) => {
-        raw.push({
-          label: seriesLabel(run, stage, k),
-          ...style(i + (total ? 1 : 0)),
-          points: steps.map((s) => [s.step, num(parts(s)?.[k])]),
-        });
-      });
-    });
-    push(id, title, y, raw);
-  };
+  const stages = trainingStages(runs, colors, which);
+  if (which === "sft") return sftPlots(stages);
+  return rlPlots(stages, runs.length === 1);
+}
 
-  if (which === "sft") {
-    for (const c of SCALAR_CURVES) {
-      if (c.id === "loss" || c.id === "grad_norm") scalar(c.id, c.title, c.y, c.get);
-    }
-    return out;
-  }
-  const [reward, accuracy, ...rest] = SCALAR_CURVES;
-  scalar(reward.id, reward.title, reward.y, reward.get);
-  keyed("reward_parts", "Reward parts per step", "mean", null, (s) => s.rewardParts);
-  scalar(accuracy.id, accuracy.title, accuracy.y, accuracy.get);
-  keyed(
-    "tool_calls",
-    "Tool calls per trajectory per step",
-    "calls / trajectory",
-    (s) => s.toolCallsPerTrajectory,
-    (s) => s.toolCallsByTool,
-  );
-  for (const c of rest) scalar(c.id, c.title, c.y, c.get);
-  keyed(
-    "wall_time",
-    "Wall time per step (generation / tools / training)",
-    "ms",
-    null,
-    (s) =>
-      s.time
-        ? {
-          "1 generation": s.time.generationMs,
-          "2 tools": s.time.toolsMs,
-          "3 training": s.time.trainingMs,
-        }
-        : undefined,
-  );
+/** The RL (or the SFT) training stages of every run, in order. */
+function trainingStages(
+  runs: readonly ReportData[],
+  colors: Colors,
+  which: "rl" | "sft",
+): TrainingStage[] {
+  const out: TrainingStage[] = [];
+  runs.forEach((d, ri) => {
+    (d.training ?? []).forEach((t, si) => {
+      if ((t.algorithm === "sft") !== (which === "sft")) return;
+      const steps = [...(t.steps ?? [])].filter((s) => num(s?.step) !== null)
+        .sort((a, b) => a.step - b.step);
+      out.push({
+        run: runLabel(d, runs),
+        stage: t.stage,
+        color: colors.get(ri, t.stage),
+        si,
+        steps,
+      });
+    });
+  });
   return out;
+}
+
+/** SFT: loss and gradient norm. */
+function sftPlots(stages: TrainingStage[]): PlotSpec[] {
+  return SCALAR_CURVES.filter((c) => c.id === "loss" || c.id === "grad_norm")
+    .flatMap((c) => scalarPlot(stages, "sft", c));
+}
+
+/** RL: reward and its parts, accuracy, tool calls, the other scalar curves, then wall time. */
+function rlPlots(stages: TrainingStage[], single: boolean): PlotSpec[] {
+  const [reward, accuracy, ...rest] = SCALAR_CURVES;
+  return [
+    ...scalarPlot(stages, "rl", reward),
+    ...keyedPlot(stages, "rl", REWARD_PARTS, single),
+    ...scalarPlot(stages, "rl", accuracy),
+    ...keyedPlot(stages, "rl", TOOL_CALLS, single),
+    ...rest.flatMap((c) => scalarPlot(stages, "rl", c)),
+    ...keyedPlot(stages, "rl", WALL_TIME, single),
+  ];
+}
+
+/** A scalar metric: one series per stage. */
+function scalarPlot(stages: TrainingStage[], which: "rl" | "sft", c: ScalarCurve): PlotSpec[] {
+  const raw = stages.map(({ run, stage, color, steps }): RawSeries => ({
+    label: seriesLabel(run, stage),
+    color,
+    points: steps.map((s) => [s.step, num(c.get(s))]),
+  }));
+  return trainingPlot(which, c.id, c.title, c.y, raw);
+}
+
+/**
+ * A keyed metric: one dash per key. Comparing runs (`single` false): colour = run, dash = key.
+ * One run: colour = key, dash = stage.
+ */
+function keyedPlot(
+  stages: TrainingStage[],
+  which: "rl" | "sft",
+  c: KeyedCurve,
+  single: boolean,
+): PlotSpec[] {
+  const { total, parts } = c;
+  const raw: RawSeries[] = [];
+  for (const { run, stage, color, steps, si } of stages) {
+    const style = (i: number): Pick<RawSeries, "color" | "dash"> => {
+      const dash = DASHES[(single ? si : i) % DASHES.length];
+      const hue = single ? PALETTE[i % PALETTE.length] : color;
+      return dash ? { color: hue, dash } : { color: hue };
+    };
+    if (total) {
+      raw.push({
+        label: seriesLabel(run, stage, "all"),
+        ...style(0),
+        points: steps.map((s) => [s.step, num(total(s))]),
+      });
+    }
+    const keys = [...new Set(steps.flatMap((s) => Object.keys(parts(s) ?? {})))].sort();
+    keys.forEach((k, i) => {
+      raw.push({
+        label: seriesLabel(run, stage, k),
+        ...style(i + (total ? 1 : 0)),
+        points: steps.map((s) => [s.step, num(parts(s)?.[k])]),
+      });
+    });
+  }
+  return trainingPlot(which, c.id, c.title, c.y, raw);
+}
+
+/** The plot of a training metric, or none when no series has a value. */
+function trainingPlot(
+  which: "rl" | "sft",
+  id: string,
+  title: string,
+  y: string,
+  raw: RawSeries[],
+): PlotSpec[] {
+  if (!hasValues(raw)) return [];
+  return [{
+    id: which === "sft" ? `sft_${id}` : id,
+    section: "training",
+    title: which === "sft" ? `SFT: ${title}` : title,
+    kind: "line",
+    xLabel: "step",
+    yLabel: y,
+    ...align(raw),
+  }];
 }
 
 function entropyPlots(runs: readonly ReportData[], colors: Colors): PlotSpec[] {

@@ -21,7 +21,7 @@ import { ArpoError, describeError } from "../errors.ts";
 import type { Task } from "../plugin/contracts.ts";
 import type { GeneratedToken, GenerateResult, Policy, SeqId } from "../policy/types.ts";
 import type { Stream } from "../rng.ts";
-import type { ToolCallOutcome, ToolRuntime } from "../tools/types.ts";
+import type { ToolCallOutcome, ToolCallTiming, ToolRuntime } from "../tools/types.ts";
 import {
   decideBranch,
   entropyNorm,
@@ -76,18 +76,12 @@ export interface RolloutTimings {
   toolMs: number;
   bookkeepingMs: number;
   /**
-   * One entry per tool call, in (question, tool-call id) order: wall time, and whether the result
-   * was live, cached or replayed (kept here, outside the hashed trees, so a warm cache or a
-   * replay gives the same tree bytes).
+   * One timing per tool call, in (question, tool-call id) order, naming the call by its question
+   * (request index) and tree id: whether the result was live, cached or replayed, the attempts
+   * and the wall time (kept here, outside the hashed trees, so a warm cache or a replay gives the
+   * same tree bytes).
    */
-  toolCalls: {
-    question: number;
-    toolCall: number;
-    tag: string;
-    durationMs: number;
-    source: "live" | "cached" | "replayed";
-    attempts: number;
-  }[];
+  toolCalls: (Omit<ToolCallTiming, "site"> & { question: number; toolCall: number; tag: string })[];
 }
 
 export interface QuestionRollout {
@@ -409,7 +403,7 @@ class Engine {
         toolCall: call.id,
         tag: c.tag,
         durationMs: o.durationMs,
-        source: o.replayed ? "replayed" : o.cached ? "cached" : "live",
+        source: o.source,
         attempts: o.attempts,
       });
       this.stats.toolCalls++;
@@ -628,8 +622,7 @@ class Engine {
         error: true,
         timedOut: false,
         truncated: false,
-        cached: false,
-        replayed: false,
+        source: "live",
         attempts: 1,
         durationMs: 0,
       };

@@ -1,8 +1,12 @@
 /**
- * Rollout configuration: the ARPO / GRPO knobs of ARPO.md §2 with the agent-loop limits of §1.
- * Stages hand the manifest's `rollout:` block (snake_case) to `resolveRolloutConfig`, which fills
- * defaults and checks ranges; everything downstream sees a complete `RolloutConfig`.
+ * Rollout configuration: the ARPO / GRPO knobs of ARPO.md §2 (`rollout:`) and the decoding options
+ * with the agent-loop limits of §1 (`sampling:`). The zod schemas here are the one definition of
+ * both blocks: stage kinds embed them in their options (with the defaults that differ between
+ * training and evaluation), the manifest loader validates and fills defaults with them, and
+ * `rolloutConfig` maps the validated blocks, as they are, onto the `RolloutConfig` the engine
+ * reads. Nothing downstream validates or defaults again.
  */
+import { z } from "zod";
 import { ArpoError } from "../errors.ts";
 import type { SamplingParams } from "../policy/types.ts";
 
@@ -12,6 +16,83 @@ export type ArpoMode = "paper" | "reference";
 /** ΔH divided by the vocabulary size (paper) or by its natural log (reference). */
 export type EntropyNormalization = "vocab" | "log_vocab";
 
+/** The defaults of `rollout:` that differ between stage kinds. */
+export interface RolloutDefaults {
+  algorithm: RolloutAlgorithm;
+  rollouts: number;
+  initial: number;
+}
+
+/** `rollout:` — how trajectories are sampled per question (ARPO.md §2 names in comments). */
+export function rolloutSettingsSchema(d: RolloutDefaults) {
+  return z.strictObject({
+    algorithm: z.enum(["arpo", "grpo"]).default(d.algorithm)
+      .describe("`arpo`: entropy-adaptive tree rollouts; `grpo`: M independent trajectories"),
+    rollouts: z.int().min(1).default(d.rollouts).describe("M: trajectories per question"),
+    initial: z.int().min(1).default(d.initial)
+      .describe("N: whole trajectories sampled from the prompt (the rest, M−N, is branch budget)"),
+    entropy_tokens: z.int().min(1).default(20)
+      .describe("k: tokens probed after a tool result (the reference uses ≤20 positions)"),
+    base_probability: z.number().min(0).max(1).default(0.5).describe("α"),
+    entropy_weight: z.number().default(0.2).describe("β"),
+    threshold: z.number().default(0.5).describe("τ: paper mode branches when P > τ"),
+    branches_per_fork: z.int().min(1).default(1).describe("Z: partial trajectories per fork"),
+    entropy_norm: z.enum(["vocab", "log_vocab"]).optional()
+      .describe(
+        "divide the summed ΔH by V (`vocab`) or ln V (`log_vocab`); default by mode: " +
+          "vocab (paper), log_vocab (reference)",
+      ),
+    mode: z.enum(["paper", "reference"]).default("paper")
+      .describe("`paper`: k-token probe, P > τ; `reference`: segment entropy, u ≤ P"),
+    reference_top_k: z.int().min(0).default(10)
+      .describe(
+        "reference mode: entropy from the top-K log-probabilities (vLLM logprobs=10); 0 = full",
+      ),
+    reference_window: z.int().min(1).default(20)
+      .describe("reference mode: positions of a segment whose entropies enter ΔH"),
+  }).superRefine((v, ctx) => {
+    if (v.algorithm === "arpo" && v.initial > v.rollouts) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["initial"],
+        message: `at most rollouts (${v.rollouts}), found ${v.initial}`,
+      });
+    }
+  }).transform((v) => ({
+    ...v,
+    // ARPO.md §2: the paper divides by V, the reference by ln V; an explicit value wins.
+    entropy_norm: v.entropy_norm ?? (v.mode === "reference" ? "log_vocab" : "vocab"),
+  }));
+}
+
+/** The defaults of `sampling:` that differ between training and evaluation. */
+export interface SamplingDefaults {
+  temperature: number;
+  top_p: number;
+}
+
+/** `sampling:` — decoding options and the per-trajectory caps of the agent loop (ARPO.md §1). */
+export function samplingSettingsSchema(d: SamplingDefaults) {
+  return z.strictObject({
+    temperature: z.number().min(0).default(d.temperature).describe("0 = greedy"),
+    top_p: z.number().gt(0).max(1).default(d.top_p),
+    top_k: z.int().min(0).default(0).describe("0 = off"),
+    max_tokens: z.int().min(1).default(512).describe("response-length limit in tokens"),
+    max_tool_calls: z.int().min(0).default(3)
+      .describe("tool calls per trajectory (reference: 3 for reasoning, 6 for deep search)"),
+  });
+}
+
+/** A validated `rollout:` block (defaults filled). */
+export type RolloutSettings = z.output<ReturnType<typeof rolloutSettingsSchema>>;
+/** A validated `sampling:` block (defaults filled). */
+export type SamplingSettings = z.output<ReturnType<typeof samplingSettingsSchema>>;
+
+/**
+ * What the rollout engine reads. Its field names are those of the stored artefacts (every tree and
+ * batch index carries it), so they stay as they are; `rolloutConfig` is the one place that maps
+ * the manifest's names onto them.
+ */
 export interface RolloutConfig {
   algorithm: RolloutAlgorithm;
   /** M: trajectories per question. */
@@ -44,174 +125,64 @@ export interface RolloutConfig {
   sampling: SamplingParams;
 }
 
-/** The manifest's `rollout:` block (manifest/stages/common.ts), every key optional here. */
-export interface RolloutConfigInput {
-  algorithm?: RolloutAlgorithm;
-  rollouts?: number;
-  initial?: number;
-  entropy_tokens?: number;
-  base_probability?: number;
-  entropy_weight?: number;
-  threshold?: number;
-  branches_per_fork?: number;
-  /** Default by mode: vocab (paper), log_vocab (reference). */
-  entropy_norm?: EntropyNormalization;
-  mode?: ArpoMode;
-  reference_top_k?: number;
-  reference_window?: number;
-}
-
-/** The manifest's `sampling:` block: decoding and the agent loop's per-trajectory caps. */
-export interface SamplingConfigInput {
-  temperature?: number;
-  top_p?: number;
-  top_k?: number;
-  /** Response-length limit in tokens. */
-  max_tokens?: number;
-  max_tool_calls?: number;
-}
-
-/** Defaults: the reference's M=16, N=8, α=0.5, β=0.2, Z=1; the paper's τ=0.5 and mode. */
-export const ROLLOUT_DEFAULTS = {
-  algorithm: "arpo",
-  rollouts: 16,
-  initial: 8,
-  entropy_tokens: 20,
-  base_probability: 0.5,
-  entropy_weight: 0.2,
-  threshold: 0.5,
-  branches_per_fork: 1,
-  mode: "paper",
-  reference_top_k: 10,
-  reference_window: 20,
-} as const;
-
-export const SAMPLING_DEFAULTS = {
-  temperature: 1,
-  top_p: 1,
-  top_k: 0,
-  max_tokens: 512,
-  max_tool_calls: 3,
-} as const;
-
-const KNOWN = new Set<string>([...Object.keys(ROLLOUT_DEFAULTS), "entropy_norm"]);
-const KNOWN_SAMPLING = new Set<string>(Object.keys(SAMPLING_DEFAULTS));
-
-/**
- * Fill defaults and validate. `where` names the manifest location for error messages
- * (e.g. `stage "rl" rollout`).
- */
-export function resolveRolloutConfig(
-  input: RolloutConfigInput = {},
-  samplingInput: SamplingConfigInput = {},
-  where = "stage",
-): RolloutConfig {
-  for (
-    const [obj, known, name] of [
-      [input, KNOWN, "rollout"],
-      [samplingInput, KNOWN_SAMPLING, "sampling"],
-    ] as const
-  ) {
-    for (const key of Object.keys(obj)) {
-      if (!known.has(key)) {
-        throw new ArpoError(
-          `${where}.${name}: unknown key "${key}"; expected one of ` +
-            `${[...known].sort().join(", ")}.`,
-        );
-      }
-    }
-  }
-  const d = ROLLOUT_DEFAULTS, ds = SAMPLING_DEFAULTS;
-  const sin = samplingInput;
-  const w = `${where}.rollout`, ws = `${where}.sampling`;
-  const algorithm = input.algorithm ?? d.algorithm;
-  if (algorithm !== "arpo" && algorithm !== "grpo") {
-    throw new ArpoError(`${w}.algorithm: expected "arpo" or "grpo", found "${algorithm}".`);
-  }
-  const mode = input.mode ?? d.mode;
-  if (mode !== "paper" && mode !== "reference") {
-    throw new ArpoError(`${w}.mode: expected "paper" or "reference", found "${mode}".`);
-  }
-  const rollouts = int(input.rollouts ?? d.rollouts, 1, `${w}.rollouts`);
-  const initial = algorithm === "grpo"
-    ? rollouts
-    : int(input.initial ?? Math.min(d.initial, rollouts), 1, `${w}.initial`);
-  if (initial > rollouts) {
-    throw new ArpoError(
-      `${w}.initial: N=${initial} whole trajectories exceed the budget rollouts M=${rollouts}; ` +
-        `expected 1 ≤ initial ≤ rollouts.`,
-    );
-  }
-  const normalization = input.entropy_norm ??
-    (mode === "paper" ? "vocab" : "log_vocab");
-  if (normalization !== "vocab" && normalization !== "log_vocab") {
-    throw new ArpoError(
-      `${w}.entropy_norm: expected "vocab" or "log_vocab", found "${normalization}".`,
-    );
-  }
-  const temperature = num(sin.temperature ?? ds.temperature, 0, Infinity, `${ws}.temperature`);
-  const topP = num(sin.top_p ?? ds.top_p, 0, 1, `${ws}.top_p`);
-  if (topP === 0) throw new ArpoError(`${ws}.top_p: expected 0 < top_p ≤ 1, found 0.`);
+/** The engine's configuration from validated `rollout:` and `sampling:` blocks (a plain mapping). */
+export function rolloutConfig(r: RolloutSettings, s: SamplingSettings): RolloutConfig {
   return {
-    algorithm,
-    rollouts,
-    initial,
-    entropyTokens: int(input.entropy_tokens ?? d.entropy_tokens, 1, `${w}.entropy_tokens`),
-    baseProbability: num(
-      input.base_probability ?? d.base_probability,
-      -Infinity,
-      Infinity,
-      `${w}.base_probability`,
-    ),
-    entropyWeight: num(
-      input.entropy_weight ?? d.entropy_weight,
-      -Infinity,
-      Infinity,
-      `${w}.entropy_weight`,
-    ),
-    threshold: num(input.threshold ?? d.threshold, -Infinity, Infinity, `${w}.threshold`),
-    branchesPerFork: int(
-      input.branches_per_fork ?? d.branches_per_fork,
-      1,
-      `${w}.branches_per_fork`,
-    ),
-    entropyNormalization: normalization,
-    mode,
-    referenceTopK: int(input.reference_top_k ?? d.reference_top_k, 0, `${w}.reference_top_k`),
-    referenceWindow: int(
-      input.reference_window ?? d.reference_window,
-      1,
-      `${w}.reference_window`,
-    ),
-    maxToolCalls: int(sin.max_tool_calls ?? ds.max_tool_calls, 0, `${ws}.max_tool_calls`),
-    maxResponseTokens: int(
-      sin.max_tokens ?? ds.max_tokens,
-      1,
-      `${ws}.max_tokens`,
-    ),
-    sampling: {
-      temperature,
-      topP,
-      topK: int(sin.top_k ?? ds.top_k, 0, `${ws}.top_k`),
-    },
+    algorithm: r.algorithm,
+    rollouts: r.rollouts,
+    // GRPO samples all M trajectories from the prompt, whatever `initial` says.
+    initial: r.algorithm === "grpo" ? r.rollouts : r.initial,
+    entropyTokens: r.entropy_tokens,
+    baseProbability: r.base_probability,
+    entropyWeight: r.entropy_weight,
+    threshold: r.threshold,
+    branchesPerFork: r.branches_per_fork,
+    entropyNormalization: r.entropy_norm,
+    mode: r.mode,
+    referenceTopK: r.reference_top_k,
+    referenceWindow: r.reference_window,
+    maxToolCalls: s.max_tool_calls,
+    maxResponseTokens: s.max_tokens,
+    sampling: { temperature: s.temperature, topP: s.top_p, topK: s.top_k },
   };
 }
 
-function int(v: unknown, min: number, where: string): number {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min) {
-    throw new ArpoError(`${where}: expected an integer ≥ ${min}, found ${JSON.stringify(v)}.`);
-  }
-  return v;
+/**
+ * The `rollout:` block of M independent samples per question (GRPO), every other knob at its
+ * schema default: what the probe and the evaluation inside rl sample with.
+ */
+export function independentRollouts(m: number): RolloutSettings {
+  return rolloutSettingsSchema({ algorithm: "grpo", rollouts: m, initial: m }).parse({});
 }
 
-function num(v: unknown, min: number, max: number, where: string): number {
-  if (typeof v !== "number" || !Number.isFinite(v) || v < min || v > max) {
-    const range = Number.isFinite(max)
-      ? ` in [${min}, ${max}]`
-      : min > -Infinity
-      ? ` ≥ ${min}`
-      : "";
-    throw new ArpoError(`${where}: expected a finite number${range}, found ${JSON.stringify(v)}.`);
-  }
-  return v;
+/** The defaults of an rl stage's blocks: what `parseRolloutConfig` fills in. */
+const RL_ROLLOUT = rolloutSettingsSchema({ algorithm: "arpo", rollouts: 8, initial: 4 });
+const RL_SAMPLING = samplingSettingsSchema({ temperature: 1, top_p: 1 });
+
+/**
+ * A RolloutConfig from partial `rollout:` / `sampling:` blocks written in code (tests, benches,
+ * independent samples inside a stage), validated and defaulted by the same schemas as a manifest's
+ * rl stage. Bad values throw an ArpoError naming `where` and the key.
+ *
+ * @example
+ * ```ts
+ * const config = parseRolloutConfig({ algorithm: "grpo", rollouts: 4 }, { max_tokens: 128 });
+ * ```
+ */
+export function parseRolloutConfig(
+  rollout: z.input<typeof RL_ROLLOUT> = {},
+  sampling: z.input<typeof RL_SAMPLING> = {},
+  where = "stage",
+): RolloutConfig {
+  const parse = <S extends z.ZodType>(schema: S, v: unknown, block: string): z.output<S> => {
+    const r = schema.safeParse(v);
+    if (r.success) return r.data;
+    const i = r.error.issues[0];
+    const key = [block, ...i.path.map(String)].join(".");
+    throw new ArpoError(`${where}.${key}: ${i.message}`);
+  };
+  return rolloutConfig(
+    parse(RL_ROLLOUT, rollout, "rollout"),
+    parse(RL_SAMPLING, sampling, "sampling"),
+  );
 }

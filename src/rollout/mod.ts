@@ -1,8 +1,7 @@
 /**
  * The rollout room's public surface for stages and the trainer: configure (config.ts), render
- * prompts (prompt.ts), roll out a batch of tasks (agent_loop.ts), score and compute group
- * advantages (rewards.ts, advantages.ts), store artefacts (artifacts.ts) and compute metrics
- * (metrics.ts).
+ * prompts (prompt.ts), roll out a batch of tasks (agent_loop.ts), score (rewards.ts), store
+ * artefacts (artifacts.ts) and compute metrics (metrics.ts).
  */
 export {
   type QuestionRollout,
@@ -15,16 +14,17 @@ export {
   toolCallSite,
 } from "./agent_loop.ts";
 export {
-  resolveRolloutConfig,
-  ROLLOUT_DEFAULTS,
+  independentRollouts,
+  parseRolloutConfig,
   type RolloutConfig,
-  type RolloutConfigInput,
-  SAMPLING_DEFAULTS,
-  type SamplingConfigInput,
+  rolloutConfig,
+  type RolloutSettings,
+  rolloutSettingsSchema,
+  type SamplingSettings,
+  samplingSettingsSchema,
 } from "./config.ts";
 export { renderPrompt } from "./prompt.ts";
 export { responseText, scoreRollout } from "./rewards.ts";
-export { groupAdvantages } from "./advantages.ts";
 export {
   type ArtifactStore,
   parseTreeLines,

@@ -5,7 +5,7 @@
  */
 import { ArpoError, describeError } from "../errors.ts";
 import type { ChatMessage, Task } from "../plugin/contracts.ts";
-import type { TokenizerLike } from "../policy/types.ts";
+import type { TokenizerLike } from "../model/tokenizer.ts";
 
 export function renderPrompt(
   task: Task,

@@ -1,12 +1,11 @@
 /**
  * Scoring a finished rollout: every trajectory gets its reward (and parts) from a Reward plugin,
- * then every question's group gets normalized advantages (advantages.ts). Written into the trees,
- * so the artefacts carry them.
+ * written into the trees, so the artefacts carry them. Group advantages are the trainer's
+ * (train/advantages.ts `setGroupAdvantages`).
  */
 import { ArpoError, describeError } from "../errors.ts";
 import type { Reward, RewardResult } from "../plugin/contracts.ts";
-import type { TokenizerLike } from "../policy/types.ts";
-import { groupAdvantages } from "./advantages.ts";
+import type { TokenizerLike } from "../model/tokenizer.ts";
 import type { QuestionRollout } from "./agent_loop.ts";
 import type { RolloutTree, TrajectoryNode } from "./tree.ts";
 
@@ -22,7 +21,7 @@ export function responseText(
   return tokenizer.decode(ids.slice(0, n));
 }
 
-/** Score every trajectory and set group advantages. `rewardName` names the plugin in errors. */
+/** Score every trajectory. `rewardName` names the plugin in errors. */
 export function scoreRollout(
   questions: readonly QuestionRollout[],
   reward: Reward,
@@ -30,7 +29,6 @@ export function scoreRollout(
   rewardName = "reward",
 ): void {
   for (const q of questions) {
-    const rewards: number[] = [];
     for (const t of q.tree.trajectories) {
       let r: RewardResult;
       try {
@@ -55,9 +53,6 @@ export function scoreRollout(
       }
       t.reward = r.reward;
       t.rewardParts = r.parts ?? {};
-      rewards.push(r.reward);
     }
-    const adv = groupAdvantages(rewards);
-    q.tree.trajectories.forEach((t, i) => (t.advantage = adv[i]));
   }
 }

@@ -33,8 +33,14 @@ export interface Segment {
   cut?: boolean;
 }
 
-export interface ToolCallNode {
+/**
+ * A tool call in the tree: its record (every field set) and its place. How the result was served
+ * (live, cached, replayed; attempts, wall time) depends on the store's state, not on the rollout:
+ * it lives in RolloutTimings.toolCalls and is never written with the tree.
+ */
+export interface ToolCallNode extends Required<ToolCallRecord> {
   id: number;
+  /** Index of the calling trajectory (the one that generated the call). */
   trajectory: number;
   /** 1-based index of the call along its trajectory. */
   call: number;
@@ -42,21 +48,6 @@ export interface ToolCallNode {
   segment: number;
   /** The result segment. */
   result: number;
-  tag: string;
-  tool: string;
-  input: string;
-  output: string;
-  error: boolean;
-  timedOut: boolean;
-  truncated: boolean;
-  /**
-   * Whether the result was served from the cache or replayed, and the attempts made, depend on
-   * the store's state, not on the rollout: they live in RolloutTimings.toolCalls and are never
-   * written with the tree. (Optional here only so hand-built trees may still carry them.)
-   */
-  cached?: boolean;
-  replayed?: boolean;
-  attempts?: number;
 }
 
 /** "off": GRPO, which records ΔH at tool calls but never branches. */
@@ -175,18 +166,26 @@ export class RolloutTree {
     return out;
   }
 
-  /** Tool calls of a trajectory as a reward sees them. */
-  toolCallRecords(t: TrajectoryNode): ToolCallRecord[] {
+  /** Tool calls of a trajectory as a reward sees them: their records, without tree ids. */
+  toolCallRecords(t: TrajectoryNode): Required<ToolCallRecord>[] {
     return t.toolCalls.map((id) => {
       const c = this.toolCalls[id];
-      return { tool: c.tool, input: c.input, output: c.output, error: c.error };
+      return {
+        tool: c.tool,
+        tag: c.tag,
+        input: c.input,
+        output: c.output,
+        error: c.error,
+        timedOut: c.timedOut,
+        truncated: c.truncated,
+      };
     });
   }
 
   /**
    * The tree as JSON lines, each one canonical JSON (RFC 8785): a header, then segments, tool
    * calls, forks and trajectories, each kind in id order. No wall-clock values appear here, nor
-   * anything that depends on the cache (cached / replayed / attempts).
+   * anything that depends on the cache (ToolCallTiming: source, attempts).
    */
   toJsonLines(extra: Record<string, unknown> = {}): string {
     const lines: string[] = [];

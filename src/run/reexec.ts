@@ -11,6 +11,7 @@ import { Store } from "../store/store.ts";
 import type { Reporter } from "./progress.ts";
 import { runManifest, type RunResult } from "./runner.ts";
 import { isToolCallsOutput } from "./tool_cache.ts";
+import type { PolicyFactory, StageKind } from "./stages.ts";
 
 /** Objects of a record that are missing or damaged, with what each one is. */
 export async function checkIntegrity(
@@ -40,6 +41,10 @@ export async function assertIntact(store: Store, rec: RunRecord): Promise<void> 
 }
 
 export interface ReexecOptions {
+  /** The stage kinds the run may use (default BUILTIN_STAGES). */
+  stages?: readonly StageKind[];
+  /** The policy factory (default run/policy.ts). */
+  policyFactory?: PolicyFactory;
   reporter?: Reporter;
   signal?: AbortSignal;
   /** Call non-deterministic tools live instead of replaying the run's recorded results. */
@@ -75,6 +80,8 @@ export async function reexecute(
       manifest: rec.identity.manifest as unknown as ResolvedManifest,
     },
     archive: rec,
+    stages: opts.stages,
+    policyFactory: opts.policyFactory,
     force: true,
     reporter: opts.reporter,
     signal: opts.signal,

@@ -7,9 +7,10 @@
 import { hostname } from "node:os";
 import { ArpoError, describeError } from "../errors.ts";
 import { resolveModelDir } from "../manifest/mod.ts";
+import type { StageConfig } from "../manifest/mod.ts";
 import type { Policy } from "../policy/types.ts";
 import { DataAccess } from "../plugin/context.ts";
-import { loadPlugins, type ManifestView } from "../plugin/load.ts";
+import { type LoadedPlugins, loadPlugins, type ManifestView } from "../plugin/load.ts";
 import { Stream } from "../rng.ts";
 import type { Json } from "../store/canonical.ts";
 import { digestJson } from "../store/hash.ts";
@@ -22,16 +23,19 @@ import {
   writeRecord,
 } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
+import type { ToolCache } from "../tools/runtime.ts";
+import { BUILTIN_STAGES } from "./builtin.ts";
 import { archiveModel, checkModelPath, materializeModel, modelDigest } from "./model.ts";
 import { type Reporter, silentReporter } from "./progress.ts";
-import {
-  getPolicyFactory,
-  getStage,
-  type PolicyFactory,
-  type PolicyRequest,
-  type StageContext,
-  type StageOutputs,
-  type StageStore,
+import { type StageDependencies, stageInputs, stageKey, stagePlugins } from "./stage_key.ts";
+import type {
+  EarlierStage,
+  PolicyFactory,
+  PolicyRequest,
+  StageContext,
+  StageKind,
+  StageOutputs,
+  StageStore,
 } from "./stages.ts";
 import { storeToolCache, toolCacheScope } from "./tool_cache.ts";
 import { runtimeVersions } from "./versions.ts";
@@ -39,6 +43,12 @@ import { runtimeVersions } from "./versions.ts";
 export interface RunOptions {
   store: Store;
   view: ManifestView;
+  /**
+   * The stage kinds the manifest may use (the list it was loaded with); default BUILTIN_STAGES.
+   */
+  stages?: readonly StageKind[];
+  /** Builds the policy stages ask for; default run/policy.ts (the manifest's ONNX decoder). */
+  policyFactory?: PolicyFactory;
   /** Recompute every stage, ignoring the stage index and checkpoints. */
   force?: boolean;
   /** Re-execute from an archived record: its plugin sources, data files and model, not the files. */
@@ -63,27 +73,6 @@ function where(view: ManifestView, keyPath: (string | number)[]): string {
   return pos ? `${view.path}:${pos.line}:${pos.col}` : view.path;
 }
 
-/** A stage key: the hash of everything that determines the stage's outputs. */
-export function stageKey(parts: {
-  stage: Json;
-  identity: RunIdentity;
-  inputs: Record<string, StageOutputs>;
-}): string {
-  const m = parts.identity.manifest as Record<string, Json>;
-  return digestJson({
-    stage: parts.stage,
-    seed: m.seed,
-    policy: m.policy,
-    plugins: m.plugins,
-    runtimeConfig: m.runtime,
-    model: parts.identity.model,
-    pluginDigests: parts.identity.plugins,
-    data: parts.identity.data,
-    versions: parts.identity.runtime,
-    inputs: Object.fromEntries(Object.entries(parts.inputs).map(([k, v]) => [k, v.outputs])),
-  });
-}
-
 function stageStore(store: Store, label: string): StageStore {
   return {
     putBytes: (b) => store.putBytes(b),
@@ -94,34 +83,112 @@ function stageStore(store: Store, label: string): StageStore {
   };
 }
 
-/** The registered policy factory, else the default one (loaded on first use: it pulls in ONNX). */
-async function policyFactory(): Promise<PolicyFactory> {
-  const f = getPolicyFactory();
-  if (f) return f;
+/** The default policy factory, loaded on first use (it pulls in ONNX Runtime). */
+async function defaultPolicyFactory(): Promise<PolicyFactory> {
   // A computed specifier: type-checking the runner does not pull in the whole ONNX stack.
   const mod = await import(new URL("./policy.ts", import.meta.url).href);
   return (mod as { defaultPolicyFactory: PolicyFactory }).defaultPolicyFactory;
 }
 
+/** Everything the stages of one run share. */
+interface RunState {
+  opts: RunOptions;
+  runId: string;
+  record: RunRecord;
+  identity: RunIdentity;
+  plugins: LoadedPlugins;
+  modelPath: string | undefined;
+  toolCache: ToolCache;
+  reporter: Reporter;
+  signal: AbortSignal;
+  timings: Record<string, number>;
+  /** A finished run being run again: its record is rewritten only at the end. */
+  quiet: boolean;
+  /** Outputs of the stages so far, by name, in manifest order. */
+  outputs: Record<string, StageOutputs>;
+  earlier: EarlierStage[];
+}
+
+/**
+ * Run a manifest: plan (plugins, model, identity, record), then each stage in order (its
+ * dependencies and key → reuse, or a context and its run function → record).
+ */
 export async function runManifest(opts: RunOptions): Promise<RunResult> {
-  const { store, view } = opts;
-  const manifest = view.manifest;
-  const reporter = opts.reporter ?? silentReporter;
-  const signal = opts.signal ?? new AbortController().signal;
   const t0 = performance.now();
   // Wall clock, for listings (`arpo ls`): timings are outside the identity.
   const timings: Record<string, number> = { started_unix_ms: Date.now() };
+  const kinds = stageKindsOf(opts);
+  const run = await planRun(opts, timings);
+  const computed: string[] = [], reused: string[] = [];
+  const finish = async (status: RunRecord["status"], error?: string) => {
+    run.record.status = status;
+    if (error !== undefined) run.record.error = error;
+    timings["total_ms"] = performance.now() - t0;
+    timings["finished_unix_ms"] = Date.now();
+    await writeRecord(opts.store, run.record);
+  };
+  try {
+    for (let si = 0; si < opts.view.manifest.stages.length; si++) {
+      const config = opts.view.manifest.stages[si];
+      const kind = kinds[si];
+      const label = `run ${run.runId.slice(0, 12)}, stage '${config.name}'`;
+      let deps: StageDependencies, key: string;
+      try {
+        deps = stageDependencies(run, kind, config);
+        key = stageKey(config, deps, opts.view.manifest, run.identity);
+      } catch (e) {
+        throw await stageFailure(run, config, label, e, finish);
+      }
+      let result = await reusable(run, key);
+      if (result) {
+        reporter(run).stage(config.name, config.kind, "reused");
+        reused.push(config.name);
+      } else {
+        result = await runStage(run, kind, config, deps, key, label, finish);
+        computed.push(config.name);
+      }
+      recordStage(run, config, key, result, reused.includes(config.name));
+      if (!run.quiet && !reused.includes(config.name)) await writeRecord(opts.store, run.record);
+    }
+    await finish("complete");
+    run.reporter.done();
+    return {
+      runId: run.runId,
+      recordPath: opts.store.metaPath("runs", run.runId),
+      record: run.record,
+      computed,
+      reused,
+    };
+  } finally {
+    await run.plugins.close();
+  }
+}
 
-  // Every stage kind must have an implementation before anything is loaded or recorded.
-  const kinds = manifest.stages.map((config, si) =>
-    getStage(config.kind, `${where(view, ["stages", si])}: stage '${config.name}': `)
-  );
+/** Every stage's kind, or an ArpoError before anything is loaded or recorded. */
+function stageKindsOf(opts: RunOptions): StageKind[] {
+  const available = opts.stages ?? BUILTIN_STAGES;
+  return opts.view.manifest.stages.map((config, si) => {
+    const k = available.find((s) => s.kind === config.kind);
+    if (!k) {
+      const known = available.map((s) => s.kind).sort().join(", ") || "(none)";
+      throw new ArpoError(
+        `${where(opts.view, ["stages", si])}: stage '${config.name}': no implementation of ` +
+          `stage kind '${config.kind}' is given to this run; its stage kinds are: ${known}`,
+      );
+    }
+    return k;
+  });
+}
 
+/** Plugins (whose factories read the data that enters the identity), model, run id, record. */
+async function planRun(opts: RunOptions, timings: Record<string, number>): Promise<RunState> {
+  const { store, view } = opts;
+  const manifest = view.manifest;
+  const reporter = opts.reporter ?? silentReporter;
   // A model the user supplies that is not there fails now, before anything is loaded or stored.
   const modelDir = opts.archive ? undefined : resolveModelDir(manifest.policy, view.baseDir);
   if (modelDir) await checkModelPath(modelDir, where(view, ["policy", "model"]));
 
-  // Plugins first: their factories read the data files that enter the identity.
   const data = new DataAccess(store, view.baseDir, opts.archive?.identity.data);
   const tLoad = performance.now();
   const plugins = await loadPlugins(view, {
@@ -133,20 +200,7 @@ export async function runManifest(opts: RunOptions): Promise<RunResult> {
   timings["load_plugins_ms"] = performance.now() - tLoad;
   try {
     data.sealed = true;
-
-    // The model the manifest names.
-    let modelFiles: Record<string, string> | null = null;
-    let modelPath: string | undefined;
-    if (opts.archive) {
-      modelFiles = opts.archive.modelFiles;
-      if (modelFiles) modelPath = await materializeModel(store, modelFiles);
-    } else {
-      modelPath = resolveModelDir(manifest.policy, view.baseDir);
-      if (modelPath) {
-        modelFiles = await archiveModel(store, modelPath, where(view, ["policy", "model"]));
-      }
-    }
-
+    const { modelFiles, modelPath } = await runModel(opts);
     const identity: RunIdentity = {
       manifest: JSON.parse(JSON.stringify(manifest)) as Json,
       plugins: plugins.digests,
@@ -180,140 +234,222 @@ export async function runManifest(opts: RunOptions): Promise<RunResult> {
     const quiet = prev?.status === "complete" && !opts.force;
     if (!quiet) await writeRecord(store, record);
     reporter.debug(`run ${runId}`);
-
-    const computed: string[] = [];
-    const reused: string[] = [];
-    const toolCache = storeToolCache(store, toolCacheScope(manifest, identity.data));
-    const inputs: Record<string, StageOutputs> = {};
-    const finish = async (status: RunRecord["status"], error?: string) => {
-      record.status = status;
-      if (error !== undefined) record.error = error;
-      timings["total_ms"] = performance.now() - t0;
-      timings["finished_unix_ms"] = Date.now();
-      await writeRecord(store, record);
+    return {
+      opts,
+      runId,
+      record,
+      identity,
+      plugins,
+      modelPath,
+      toolCache: storeToolCache(store, toolCacheScope(manifest, identity.data)),
+      reporter,
+      signal: opts.signal ?? new AbortController().signal,
+      timings,
+      quiet,
+      outputs: {},
+      earlier: [],
     };
-
-    for (let si = 0; si < manifest.stages.length; si++) {
-      const config = manifest.stages[si];
-      const kind = kinds[si];
-      const key = stageKey({ stage: config as unknown as Json, identity, inputs });
-      const label = `run ${runId.slice(0, 12)}, stage '${config.name}'`;
-
-      let result: { outputs: Record<string, string>; metrics: Record<string, Json> } | undefined;
-      if (opts.force) {
-        await store.removeMeta("checkpoints", key);
-      } else {
-        const hit = await store.readMeta<StageOutputs>("index/stages", key);
-        if (hit && (await allPresent(store, hit.outputs))) {
-          result = { outputs: { ...hit.outputs }, metrics: { ...hit.metrics } };
-        }
-      }
-      const stageRec = (reusedFlag: boolean): StageRecord => ({
-        kind: config.kind,
-        key,
-        outputs: result!.outputs,
-        metrics: result!.metrics,
-        reused: reusedFlag,
-      });
-      if (result) {
-        reporter.stage(config.name, config.kind, "reused");
-        reused.push(config.name);
-        record.stages[config.name] = stageRec(true);
-        inputs[config.name] = { outputs: result.outputs, metrics: result.metrics };
-        continue;
-      }
-
-      const policies = new Map<string, Promise<Policy>>();
-      const st = stageStore(store, label);
-      const ctx: StageContext = {
-        config,
-        name: config.name,
-        key,
-        manifest,
-        baseDir: view.baseDir,
-        seed: manifest.seed,
-        plugins,
-        inputs: { ...inputs },
-        store: st,
-        stream: (...ids) => new Stream([manifest.seed, "stage", config.name, ...ids]),
-        checkpoint: {
-          async save(step, state, meta = {}) {
-            for (const [n, d] of Object.entries(state)) {
-              if (!(await store.has(d))) {
-                throw new ArpoError(
-                  `${label}: checkpoint state '${n}' names object ${d}, not in the store`,
-                );
-              }
-            }
-            await store.writeMeta("checkpoints", key, { step, state, meta });
-          },
-          load: () => store.readMeta("checkpoints", key),
-        },
-        progress: (u) => reporter.progress(config.name, u),
-        log: (m) => reporter.log(`[${config.name}] ${m}`),
-        signal,
-        timing: (name, ms) => {
-          timings[`${config.name}.${name}`] = (timings[`${config.name}.${name}`] ?? 0) + ms;
-        },
-        policy: (request: PolicyRequest = {}) => {
-          const k = digestJson(request);
-          let p = policies.get(k);
-          if (!p) {
-            p = policyFactory().then((f) =>
-              f({ manifest, baseDir: view.baseDir, modelPath, request, store: st, signal })
-            );
-            policies.set(k, p);
-          }
-          return p;
-        },
-        modelPath,
-        archived: opts.archive
-          ? {
-            record: opts.archive,
-            stage: opts.archive.stages[config.name],
-            liveTools: opts.liveTools === true,
-          }
-          : undefined,
-        toolCache,
-      };
-
-      const resumed = !opts.force && (await store.readMeta("checkpoints", key)) !== undefined;
-      reporter.stage(config.name, config.kind, resumed ? "resumed" : "start");
-      const ts = performance.now();
-      try {
-        const r = await kind.run(ctx);
-        signal.throwIfAborted();
-        result = await checkResult(store, r, label);
-      } catch (e) {
-        const interrupted = signal.aborted;
-        const msg = interrupted
-          ? `${label} was interrupted; run the same command again to resume`
-          : e instanceof ArpoError
-          ? `stage '${config.name}' (${config.kind}) failed: ${e.message}`
-          : `stage '${config.name}' (${config.kind}) failed: ${describeError(e)}`;
-        await finish(interrupted ? "interrupted" : "failed", msg);
-        throw new ArpoError(msg, { cause: e, exitCode: interrupted ? 130 : 1 });
-      } finally {
-        for (const p of policies.values()) {
-          await p.then((x) => x.dispose()).catch(() => {});
-        }
-        timings[`${config.name}_ms`] = performance.now() - ts;
-      }
-      await store.writeMeta("index/stages", key, result);
-      await store.removeMeta("checkpoints", key);
-      reporter.stage(config.name, config.kind, "done");
-      computed.push(config.name);
-      record.stages[config.name] = stageRec(false);
-      inputs[config.name] = { outputs: result.outputs, metrics: result.metrics };
-      if (!quiet) await writeRecord(store, record);
-    }
-
-    await finish("complete");
-    reporter.done();
-    return { runId, recordPath: store.metaPath("runs", runId), record, computed, reused };
-  } finally {
+  } catch (e) {
     await plugins.close();
+    throw e;
   }
+}
+
+/** The model the manifest names: archived on a fresh run, materialized from the archive on reruns. */
+async function runModel(
+  opts: RunOptions,
+): Promise<{ modelFiles: Record<string, string> | null; modelPath: string | undefined }> {
+  const { store, view } = opts;
+  if (opts.archive) {
+    const modelFiles = opts.archive.modelFiles;
+    return {
+      modelFiles,
+      modelPath: modelFiles ? await materializeModel(store, modelFiles) : undefined,
+    };
+  }
+  const modelPath = resolveModelDir(view.manifest.policy, view.baseDir);
+  const modelFiles = modelPath
+    ? await archiveModel(store, modelPath, where(view, ["policy", "model"]))
+    : null;
+  return { modelFiles, modelPath };
+}
+
+function reporter(run: RunState): Reporter {
+  return run.reporter;
+}
+
+/** The plugins and earlier outputs the stage reads (what its key covers). */
+function stageDependencies(run: RunState, kind: StageKind, config: StageConfig): StageDependencies {
+  return {
+    plugins: stagePlugins(kind, config, run.plugins),
+    inputs: stageInputs(kind, config, run.earlier, run.outputs),
+  };
+}
+
+/** The indexed result of `key`, when every output object is still intact. */
+async function reusable(
+  run: RunState,
+  key: string,
+): Promise<StageOutputs | undefined> {
+  const { store, force } = run.opts;
+  if (force) {
+    await store.removeMeta("checkpoints", key);
+    return undefined;
+  }
+  const hit = await store.readMeta<StageOutputs>("index/stages", key);
+  if (hit && (await allPresent(store, hit.outputs))) {
+    return { outputs: { ...hit.outputs }, metrics: { ...hit.metrics } };
+  }
+  return undefined;
+}
+
+function recordStage(
+  run: RunState,
+  config: StageConfig,
+  key: string,
+  result: StageOutputs,
+  reused: boolean,
+): void {
+  const rec: StageRecord = {
+    kind: config.kind,
+    key,
+    outputs: result.outputs as Record<string, string>,
+    metrics: result.metrics as Record<string, Json>,
+    reused,
+  };
+  run.record.stages[config.name] = rec;
+  run.outputs[config.name] = { outputs: result.outputs, metrics: result.metrics };
+  run.earlier.push({ name: config.name, kind: config.kind, outputs: result.outputs });
+}
+
+/** Compute one stage: its context, its run function, its checked result in the index. */
+async function runStage(
+  run: RunState,
+  kind: StageKind,
+  config: StageConfig,
+  deps: StageDependencies,
+  key: string,
+  label: string,
+  finish: (status: RunRecord["status"], error?: string) => Promise<void>,
+): Promise<StageOutputs> {
+  const { store, force } = run.opts;
+  const policies = new Map<string, Promise<Policy>>();
+  const ctx = stageContext(run, config, deps, key, label, policies);
+  const resumed = !force && (await store.readMeta("checkpoints", key)) !== undefined;
+  run.reporter.stage(config.name, config.kind, resumed ? "resumed" : "start");
+  const ts = performance.now();
+  let result: StageOutputs;
+  try {
+    const r = await kind.run(ctx, config.options);
+    run.signal.throwIfAborted();
+    result = await checkResult(store, r, label);
+  } catch (e) {
+    throw await stageFailure(run, config, label, e, finish);
+  } finally {
+    for (const p of policies.values()) {
+      await p.then((x) => x.dispose()).catch(() => {});
+    }
+    run.timings[`${config.name}_ms`] = performance.now() - ts;
+  }
+  await store.writeMeta("index/stages", key, result);
+  await store.removeMeta("checkpoints", key);
+  run.reporter.stage(config.name, config.kind, "done");
+  return result;
+}
+
+/** Record the run as failed (or interrupted) and return the error to throw. */
+async function stageFailure(
+  run: RunState,
+  config: StageConfig,
+  label: string,
+  e: unknown,
+  finish: (status: RunRecord["status"], error?: string) => Promise<void>,
+): Promise<ArpoError> {
+  const interrupted = run.signal.aborted;
+  const msg = interrupted
+    ? `${label} was interrupted; run the same command again to resume`
+    : e instanceof ArpoError
+    ? `stage '${config.name}' (${config.kind}) failed: ${e.message}`
+    : `stage '${config.name}' (${config.kind}) failed: ${describeError(e)}`;
+  await finish(interrupted ? "interrupted" : "failed", msg);
+  return new ArpoError(msg, { cause: e, exitCode: interrupted ? 130 : 1 });
+}
+
+/** What the stage sees while it runs. */
+function stageContext(
+  run: RunState,
+  config: StageConfig,
+  deps: StageDependencies,
+  key: string,
+  label: string,
+  policies: Map<string, Promise<Policy>>,
+): StageContext {
+  const { store, view } = run.opts;
+  const manifest = view.manifest;
+  const st = stageStore(store, label);
+  const archive = run.opts.archive;
+  return {
+    config,
+    name: config.name,
+    key,
+    manifest,
+    baseDir: view.baseDir,
+    seed: manifest.seed,
+    plugins: deps.plugins,
+    inputs: deps.inputs,
+    store: st,
+    stream: (...ids) => new Stream([manifest.seed, "stage", config.name, ...ids]),
+    checkpoint: {
+      async save(step, state, meta = {}) {
+        for (const [n, d] of Object.entries(state)) {
+          if (!(await store.has(d))) {
+            throw new ArpoError(
+              `${label}: checkpoint state '${n}' names object ${d}, not in the store`,
+            );
+          }
+        }
+        await store.writeMeta("checkpoints", key, { step, state, meta });
+      },
+      load: () => store.readMeta("checkpoints", key),
+    },
+    progress: (u) => run.reporter.progress(config.name, u),
+    log: (m) => run.reporter.log(`[${config.name}] ${m}`),
+    signal: run.signal,
+    timing: (name, ms) => {
+      const k = `${config.name}.${name}`;
+      run.timings[k] = (run.timings[k] ?? 0) + ms;
+    },
+    policy: (request: PolicyRequest = {}) => {
+      const k = digestJson(request);
+      let p = policies.get(k);
+      if (!p) {
+        p = (run.opts.policyFactory
+          ? Promise.resolve(run.opts.policyFactory)
+          : defaultPolicyFactory())
+          .then((f) =>
+            f({
+              manifest,
+              baseDir: view.baseDir,
+              modelPath: run.modelPath,
+              request,
+              store: st,
+              signal: run.signal,
+            })
+          );
+        policies.set(k, p);
+      }
+      return p;
+    },
+    modelPath: run.modelPath,
+    archived: archive
+      ? {
+        record: archive,
+        stage: archive.stages[config.name],
+        liveTools: run.opts.liveTools === true,
+      }
+      : undefined,
+    toolCache: run.toolCache,
+  };
 }
 
 async function allPresent(store: Store, outputs: Record<string, string>): Promise<boolean> {

@@ -1,39 +1,17 @@
 /**
  * Stage kinds and what a stage sees while it runs. A stage kind (sft, rl, eval, probe, or a test
- * fixture) registers itself with `registerStage`; the runner (run/runner.ts) gives each stage of a
- * manifest a StageContext and records the digests it returns. A stage's outputs are named store
+ * fixture) is a value made with `defineStage`; the runner (run/runner.ts) is given the list of
+ * kinds a manifest may use, gives each stage a StageContext and records the digests it returns. A stage's outputs are named store
  * objects: every artefact a later stage, the report or `verify` needs must be one of them.
  */
 import type { z } from "zod";
 import type { Json } from "../store/canonical.ts";
 import type { RunRecord, StageRecord } from "../store/records.ts";
 import type { Stream } from "../rng.ts";
-import type { Benchmark, Reward, Tool } from "../plugin/contracts.ts";
+import type { StagePlugins } from "../plugin/loaded.ts";
 import type { Policy } from "../policy/types.ts";
 import type { ToolCache } from "../tools/runtime.ts";
-import type { ResolvedManifest, StageConfig } from "../manifest/mod.ts";
-import { registerStageKind, type StageKindOptions } from "../manifest/mod.ts";
-import { ArpoError } from "../errors.ts";
-
-/** An instantiated plugin with where it came from. */
-export interface LoadedPlugin<P> {
-  /** Manifest name (`as:`, else the `use:` short name / file stem). */
-  readonly name: string;
-  /** The `use:` text as written. */
-  readonly use: string;
-  /** sha256 over the plugin's source and its local imports (npm: the specifier). */
-  readonly digest: string;
-  readonly plugin: P;
-}
-
-/** The manifest's plugins, instantiated, by manifest name (in manifest order). */
-export interface StagePlugins {
-  readonly tools: ReadonlyMap<string, LoadedPlugin<Tool>>;
-  readonly rewards: ReadonlyMap<string, LoadedPlugin<Reward>>;
-  readonly benchmarks: ReadonlyMap<string, LoadedPlugin<Benchmark>>;
-  /** name → digest for every plugin (tool results are cached under the tool's digest). */
-  readonly digests: Readonly<Record<string, string>>;
-}
+import type { ResolvedManifest, StageConfig, StageSchema } from "../manifest/mod.ts";
 
 /** What a finished stage left: named output objects and small JSON metrics. */
 export interface StageOutputs {
@@ -137,7 +115,7 @@ export interface StageContext {
   readonly signal: AbortSignal;
   /** Record a wall-clock timing (outside the run identity). */
   timing(name: string, ms: number): void;
-  /** The policy (lazy; built by the factory registered with `setPolicyFactory`). */
+  /** The policy (lazy; built by the run's policy factory, RunOptions.policyFactory). */
   policy(request?: PolicyRequest): Promise<Policy>;
   /**
    * On `rerun`/`verify`: the archived record being re-executed and this stage's entry in it (its
@@ -159,49 +137,59 @@ export interface StageContext {
   readonly modelPath: string | undefined;
 }
 
-/** A stage kind. */
-export interface StageKind {
-  kind: string;
-  /** Options schema (zod) for `stages: - <kind>: {...}`; registered with the manifest loader. */
-  options?: z.ZodType;
-  /** Options whose values name plugins (checked by the manifest loader). */
-  references?: StageKindOptions["references"];
-  run(ctx: StageContext): Promise<StageResult>;
+/**
+ * A stage kind: one module owns its options schema and its run function. The runner hands `run`
+ * the options its own schema produced when the manifest was validated, so `options` is typed as
+ * that schema's output; nothing casts or re-validates them.
+ *
+ * Its key (what decides reuse, run/stage_key.ts) covers its config, the plugins it uses (those
+ * its options name through `references`, every tool when `tools` is set, and the plugins those
+ * read), and the outputs of the earlier stages it reads (`reads`; by default all of them).
+ * `ctx.plugins` and `ctx.inputs` hold exactly those, so a stage cannot depend on anything its key
+ * does not cover.
+ */
+export interface StageKind<S extends z.ZodType = z.ZodType> extends StageSchema {
+  readonly options: S;
+  /** The stage calls the manifest's tools (rollouts): every tool plugin is part of its key. */
+  readonly tools?: boolean;
+  /**
+   * The earlier stages whose outputs this stage reads, given its options and what the earlier
+   * stages produced (in manifest order). Throws an ArpoError for an option naming none.
+   */
+  reads?(options: z.output<S>, earlier: readonly EarlierStage[], name: string): string[];
+  run(ctx: StageContext, options: z.output<S>): Promise<StageResult>;
 }
 
-const kinds = new Map<string, StageKind>();
+/** A finished earlier stage, as `StageKind.reads` sees it. */
+export interface EarlierStage {
+  readonly name: string;
+  readonly kind: string;
+  readonly outputs: Readonly<Record<string, string>>;
+}
 
 /**
- * Register a stage kind's implementation (replacing one of the same name: tests re-register
- * fixtures freely). The built-in kinds' option schemas live in manifest/stages/; a kind that
- * brings `options` registers that schema with the manifest loader too.
+ * Declare a stage kind (checks the schema/run pairing at compile time; registers nothing).
+ *
+ * @example
+ * ```ts
+ * const countStage = defineStage({
+ *   kind: "count",
+ *   options: z.strictObject({ benchmark: z.string(), split: z.string().default("test") }),
+ *   references: { benchmark: { section: "benchmarks", fill: true } },
+ *   async run(ctx, o) {
+ *     const tasks = await ctx.plugins.benchmarks.get(o.benchmark)!.plugin.tasks(o.split);
+ *     return { outputs: {}, metrics: { tasks: tasks.length } };
+ *   },
+ * });
+ * ```
  */
-export function registerStage(kind: StageKind): void {
-  kinds.set(kind.kind, kind);
-  if (kind.options) {
-    registerStageKind(kind.kind, kind.options, { references: kind.references });
-  }
-}
-
-/** The registered stage kind, or an ArpoError naming the known ones. */
-export function getStage(kind: string, where = ""): StageKind {
-  const k = kinds.get(kind);
-  if (!k) {
-    const known = [...kinds.keys()].sort().join(", ") || "(none registered)";
-    throw new ArpoError(
-      `${where}no implementation of stage kind '${kind}' is registered; registered stage kinds: ` +
-        `${known}`,
-    );
-  }
-  return k;
-}
-
-export function stageKinds(): string[] {
-  return [...kinds.keys()].sort();
+export function defineStage<S extends z.ZodType>(kind: StageKind<S>): StageKind<S> {
+  return kind;
 }
 
 // ---------------------------------------------------------------------------------------------
-// policy factory: run/policy.ts's default (policy/load.ts) unless a room installs another one
+// the policy factory: passed in through the run options (RunOptions.policyFactory); run/policy.ts
+// holds the default
 
 /** What the policy factory is given. */
 export interface PolicyFactoryInput {
@@ -214,18 +202,5 @@ export interface PolicyFactoryInput {
   signal: AbortSignal;
 }
 
+/** Builds the policy a stage asks for (`ctx.policy(request)`). */
 export type PolicyFactory = (input: PolicyFactoryInput) => Promise<Policy>;
-
-let policyFactory: PolicyFactory | undefined;
-
-/**
- * Install a policy factory (replacing the default, run/policy.ts), e.g. one that also loads
- * training checkpoints (`request.weights`); `undefined` restores the default.
- */
-export function setPolicyFactory(factory: PolicyFactory | undefined): void {
-  policyFactory = factory;
-}
-
-export function getPolicyFactory(): PolicyFactory | undefined {
-  return policyFactory;
-}

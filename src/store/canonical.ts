@@ -7,7 +7,22 @@ export type Json = null | boolean | number | string | Json[] | { [key: string]: 
 
 export class CanonicalJsonError extends Error {}
 
-/** Serialize `value` per RFC 8785. `undefined` object members are dropped, as JSON does. */
+/**
+ * Serialize `value` per RFC 8785. `undefined` object members are dropped, as JSON does.
+ *
+ * @param value A JSON value (no NaN or infinities, bigints or typed arrays).
+ * @returns Its canonical JSON text: sorted keys, no whitespace.
+ * @throws {CanonicalJsonError} When `value` has no JSON form.
+ *
+ * @example Key order never changes the text
+ * ```ts
+ * import { canonicalJson } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(canonicalJson({ b: 1, a: [true, null], c: undefined }), '{"a":[true,null],"b":1}');
+ * assert.equal(canonicalJson({ a: [true, null], b: 1 }), canonicalJson({ b: 1, a: [true, null] }));
+ * ```
+ */
 export function canonicalJson(value: unknown): string {
   return write(value, "$");
 }

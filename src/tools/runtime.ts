@@ -6,8 +6,8 @@
  * throws: failures become `Error: …` result text.
  *
  * The cache stores a tool's raw text (before the cap), so changing the cap never needs new calls.
- * Records carry wall times and live/cached/replayed flags; they are timings, kept outside hashed
- * artefacts by the caller.
+ * Records carry their timing (ToolCallTiming: live/cached/replayed, attempts, wall time), which
+ * the caller keeps outside hashed artefacts.
  */
 import { ArpoError } from "../errors.ts";
 import type { Tool } from "../plugin/contracts.ts";
@@ -61,16 +61,22 @@ export interface ToolRuntimeOptions {
   onRecord?: (record: ToolCallRecordEntry) => void;
 }
 
-/** A call as the runtime recorded it. */
-export interface ToolCallRecordEntry extends ToolCallOutcome {
-  /** Cache/replay key: digest of (tool digest, input). */
+/**
+ * A call as the runtime recorded it: what `call` returned (the record and its timing), with the
+ * cache/replay key and the tool's raw text.
+ */
+export type ToolCallRecordEntry = ToolCallOutcome & {
+  /** Cache/replay key: toolCallKey(tool digest, input); "" for an unknown tag. */
   key: string;
-  source: "live" | "cached" | "replayed";
-  /** Where the call was made (ToolCallOptions.site), when the caller said. */
-  site?: string;
-}
+  /** The tool's own text, before the cap and without "Error: " (unknown tag: `output`). */
+  raw: string;
+};
 
-/** What the cache and replay stores hold for one call (JSON). */
+/**
+ * What the cache and replay stores hold for one call, as JSON (`{"text":…,"error":…}`, then
+ * `"timedOut":true` for a recorded timeout): a private detail of this module, the bytes of
+ * existing cache entries.
+ */
 interface StoredResult {
   /** Raw result text (before the output cap); for errors, the message without "Error: ". */
   text: string;
@@ -84,17 +90,13 @@ export function toolCallKey(toolDigest: string, input: string): string {
   return digestJson(["arpo.tool-call.v1", toolDigest, input]);
 }
 
-/** What replayFromRecords needs of a recorded call. */
-export interface ReplayableRecord {
-  key: string;
-  /** The result text as the model saw it. */
-  output: string;
-  /** The tool's raw text (before the cap, without "Error: "); `output` when absent. */
-  raw?: string;
-  error: boolean;
-  timedOut: boolean;
-  site?: string;
-}
+/**
+ * What replayFromRecords needs of a recorded call: a runtime record, or one read back from a
+ * stage's `tool_calls` output (where `raw` is left out when it equals `output`).
+ */
+export type ReplayableRecord =
+  & Pick<ToolCallRecordEntry, "key" | "output" | "error" | "timedOut" | "site">
+  & Partial<Pick<ToolCallRecordEntry, "raw">>;
 
 /** The stored form of a record, for building a ToolReplay from an earlier run's records. */
 export function storedResultOf(record: ReplayableRecord): string {
@@ -155,7 +157,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export class DefaultToolRuntime implements ToolRuntime {
   readonly tags: readonly string[];
   readonly #byTag = new Map<string, ToolEntry>();
-  readonly #records: (ToolCallRecordEntry & { raw: string })[] = [];
+  readonly #records: ToolCallRecordEntry[] = [];
   readonly #inflight = new Map<
     string,
     Promise<{ result: StoredResult; timedOut: boolean; attempts: number }>
@@ -194,12 +196,12 @@ export class DefaultToolRuntime implements ToolRuntime {
   }
 
   /** Every call so far, in completion order (timings: keep them out of hashed artefacts). */
-  records(): readonly (ToolCallRecordEntry & { raw: string })[] {
+  records(): readonly ToolCallRecordEntry[] {
     return this.#records;
   }
 
   /** The records so far, removed from the runtime (for long runs that persist them per step). */
-  drainRecords(): (ToolCallRecordEntry & { raw: string })[] {
+  drainRecords(): ToolCallRecordEntry[] {
     return this.#records.splice(0, this.#records.length);
   }
 
@@ -221,12 +223,10 @@ export class DefaultToolRuntime implements ToolRuntime {
         error: true,
         timedOut: false,
         truncated: false,
-        cached: false,
-        replayed: false,
+        site,
+        source: "live",
         attempts: 0,
         durationMs: performance.now() - t0,
-        source: "live",
-        site,
       });
     }
     const key = toolCallKey(entry.digest, input);
@@ -245,11 +245,9 @@ export class DefaultToolRuntime implements ToolRuntime {
           ...this.#render(tag, hit, cap),
           raw: hit.text,
           timedOut: hit.timedOut === true,
-          cached: deterministic,
-          replayed: !deterministic,
+          source: deterministic ? "cached" : "replayed",
           attempts: 0,
           durationMs: performance.now() - t0,
-          source: deterministic ? "cached" : "replayed",
         });
       }
     }
@@ -271,11 +269,9 @@ export class DefaultToolRuntime implements ToolRuntime {
       ...this.#render(tag, result, cap),
       raw: result.text,
       timedOut,
-      cached: shared,
-      replayed: false,
+      source: shared ? "cached" : "live",
       attempts: shared ? 0 : attempts,
       durationMs: performance.now() - t0,
-      source: shared ? "cached" : "live",
     });
   }
 
@@ -384,12 +380,12 @@ export class DefaultToolRuntime implements ToolRuntime {
     return { output: c.text, error: r.error, truncated: c.truncated };
   }
 
-  #finish(rec: ToolCallRecordEntry & { raw: string }): ToolCallOutcome {
+  #finish(rec: ToolCallRecordEntry): ToolCallOutcome {
     this.#records.push(rec);
     try {
       this.#opts.onRecord?.(rec);
     } catch { /* a failing observer must not fail the call */ }
-    const { key: _k, source: _s, raw: _r, site: _site, ...outcome } = rec;
+    const { key: _k, raw: _r, ...outcome } = rec;
     return outcome;
   }
 }

@@ -23,9 +23,12 @@
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 
+/** The sandbox asked for: `auto` picks unshare, else bwrap; `none` must be chosen explicitly. */
 export type SandboxMode = "auto" | "unshare" | "bwrap" | "none";
+/** The sandbox a run actually used. */
 export type SandboxMechanism = "unshare" | "bwrap" | "none";
 
+/** Resource limits of one sandboxed run. */
 export interface SandboxLimits {
   /** Wall-clock limit in milliseconds (SIGTERM, then SIGKILL after `killGraceMs`). */
   wallMs: number;
@@ -41,6 +44,7 @@ export interface SandboxLimits {
   maxOpenFiles: number;
 }
 
+/** The limits a run gets for every field its request leaves out. */
 export const DEFAULT_LIMITS: SandboxLimits = {
   wallMs: 10_000,
   cpuSeconds: 10,
@@ -50,6 +54,7 @@ export const DEFAULT_LIMITS: SandboxLimits = {
   maxOpenFiles: 256,
 };
 
+/** What to run in the sandbox, and how. */
 export interface SandboxRequest {
   /** Program and arguments; the program is looked up in the sandbox's PATH. */
   argv: string[];
@@ -57,6 +62,7 @@ export interface SandboxRequest {
   stdin?: string | Uint8Array;
   /** Default "auto": unshare, else bwrap; never `none` unless asked for. */
   mode?: SandboxMode;
+  /** Limits to change; the others are DEFAULT_LIMITS. */
   limits?: Partial<SandboxLimits>;
   /** Per stream (stdout, stderr); past it the program is killed and the text marked truncated. */
   maxOutputBytes?: number;
@@ -70,15 +76,23 @@ export interface SandboxRequest {
   killGraceMs?: number;
 }
 
+/** How a sandboxed run ended and what it printed. */
 export interface SandboxResult {
+  /** The sandbox the run used. */
   mechanism: SandboxMechanism;
   /** Exit code, or null when killed by a signal. */
   code: number | null;
+  /** Name of the signal that killed the program (e.g. "SIGKILL"), or null. */
   signal: string | null;
+  /** Exit code 0, and neither timed out nor aborted. */
   success: boolean;
+  /** The program's standard output (UTF-8 decoded, capped). */
   stdout: string;
+  /** The program's standard error (UTF-8 decoded, capped). */
   stderr: string;
+  /** stdout passed `maxOutputBytes` and was cut (the program was killed). */
   stdoutTruncated: boolean;
+  /** stderr passed `maxOutputBytes` and was cut (the program was killed). */
   stderrTruncated: boolean;
   /** The wall-clock limit passed and the program was killed. */
   timedOut: boolean;
@@ -88,8 +102,27 @@ export interface SandboxResult {
   durationMs: number;
 }
 
-/** No sandbox mechanism works on this machine (or the one asked for does not). */
+/**
+ * No sandbox mechanism works on this machine (or the one asked for does not).
+ *
+ * @example Report a missing sandbox instead of running unsandboxed
+ * ```ts
+ * import { resolveSandbox, SandboxUnavailableError } from "arpo-lab";
+ *
+ * try {
+ *   console.log(`sandbox: ${await resolveSandbox("auto")}`);
+ * } catch (e) {
+ *   if (!(e instanceof SandboxUnavailableError)) throw e;
+ *   console.log(e.message); // why, and how to allow running without one
+ * }
+ * ```
+ */
 export class SandboxUnavailableError extends Error {
+  /**
+   * An error saying why no sandbox can be used.
+   *
+   * @param message Why, and what to install or configure.
+   */
   constructor(message: string) {
     super(message);
     this.name = "SandboxUnavailableError";
@@ -300,6 +333,18 @@ function probe(mech: "unshare" | "bwrap"): Promise<string | null> {
 /**
  * The mechanism a mode resolves to on this machine, or a SandboxUnavailableError saying why and
  * how to allow running without one.
+ *
+ * @param mode The sandbox asked for (default `auto`).
+ * @returns The mechanism runSandboxed would use.
+ * @throws {SandboxUnavailableError} When no mechanism the mode allows works here.
+ *
+ * @example
+ * ```ts
+ * import { resolveSandbox } from "arpo-lab";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(await resolveSandbox("none"), "none"); // `none` always resolves
+ * ```
  */
 export async function resolveSandbox(mode: SandboxMode = "auto"): Promise<SandboxMechanism> {
   if (mode === "none") return "none";
@@ -329,7 +374,29 @@ export async function resolveSandbox(mode: SandboxMode = "auto"): Promise<Sandbo
 // ---------------------------------------------------------------------------------------------
 // running
 
-/** Run a program in the sandbox the request's mode resolves to. Throws SandboxUnavailableError. */
+/**
+ * Run a program in the sandbox the request's mode resolves to. Throws SandboxUnavailableError.
+ *
+ * @param req The program, its input and files, the mode and the limits.
+ * @returns How the run ended and what it printed; a failing program is a result, not an error.
+ * @throws {SandboxUnavailableError} When no mechanism the mode allows works here.
+ *
+ * @example Run model-written Python with a time limit
+ * ```ts
+ * import { runSandboxed, SandboxUnavailableError } from "arpo-lab";
+ *
+ * try {
+ *   const r = await runSandboxed({
+ *     argv: ["python3", "main.py"],
+ *     files: { "main.py": "print(6 * 7)" },
+ *     limits: { wallMs: 5_000 },
+ *   });
+ *   console.log(r.success ? r.stdout : `failed (${r.code ?? r.signal}): ${r.stderr}`);
+ * } catch (e) {
+ *   if (!(e instanceof SandboxUnavailableError)) throw e;
+ * }
+ * ```
+ */
 export async function runSandboxed(req: SandboxRequest): Promise<SandboxResult> {
   const mech = await resolveSandbox(req.mode ?? "auto");
   return await execute(mech, req);

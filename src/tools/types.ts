@@ -2,27 +2,36 @@
  * What the rollout engine sees of tools: a runtime that wraps the manifest's tool plugins and
  * enforces timeouts, output caps, retries, caching and recording. `call` never throws: failures
  * come back as result text (`Error: …`) with `error: true`.
+ *
+ * A call's result is the deterministic record (ToolCallRecord, every field set) and its timing
+ * (ToolCallTiming): how the result was served and how long it took, which depend on the cache's
+ * state and the machine, so they are kept out of every hashed artefact.
  */
-export interface ToolCallOutcome {
-  /** Tool name (the plugin's manifest name). */
-  tool: string;
-  /** Trigger tag. */
-  tag: string;
-  input: string;
-  /** The text inserted between <result> tags. */
-  output: string;
-  error: boolean;
-  timedOut: boolean;
-  /** Output cut to the cap (middle removed, said so in the text). */
-  truncated: boolean;
-  /** Served from the cache keyed by (tool digest, input). */
-  cached: boolean;
-  /** Served from a recorded run (replay of a non-deterministic tool). */
-  replayed: boolean;
+import type { ToolCallRecord } from "../plugin/contracts.ts";
+
+/**
+ * Where a call's result came from: `live`, the tool ran for this call; `cached`, the cache served
+ * it, or an identical concurrent call of a deterministic tool did; `replayed`, a recorded run's
+ * result (non-deterministic tools on rerun/verify).
+ */
+export type ToolCallSource = "live" | "cached" | "replayed";
+
+/** How one call was served: a timing, never part of a hashed artefact. */
+export interface ToolCallTiming {
+  /** Where in the rollout the call was made (ToolCallOptions.site), when the caller said. */
+  site?: string;
+  source: ToolCallSource;
+  /**
+   * Times the tool was called for this result (retries included); 0 when it was not called (a
+   * cached, shared or replayed result, an unknown tag).
+   */
   attempts: number;
-  /** Wall time; a timing, never part of a hashed artefact. */
+  /** Wall time of the call. */
   durationMs: number;
 }
+
+/** What ToolRuntime.call returns: the call's full record and how it was served. */
+export type ToolCallOutcome = Required<ToolCallRecord> & ToolCallTiming;
 
 /** What the caller may say about a call. */
 export interface ToolCallOptions {

@@ -3,7 +3,9 @@
  * advantages (ARPO.md §3).
  *
  * - Group normalization: A_i = (r_i − mean r) / (std r + 1e-6), unbiased std, a group of one gets
- *   0 (groupAdvantages, src/rollout/advantages.ts).
+ *   0 (groupAdvantages; the reference would give A = r, a baseline-free update this project does
+ *   not copy). `setGroupAdvantages` writes them into a scored rollout's trajectories, so the
+ *   stored trees carry them.
  * - Soft attribution (default): one sequence per trajectory, every token with its trajectory's
  *   advantage; a shared prefix is counted once per trajectory that contains it.
  * - Hard attribution: a segment shared by d trajectories is learned once, with the mean of their
@@ -11,10 +13,33 @@
  *   still need it as context); tokens after a fork keep their own trajectory's advantage.
  */
 import { ArpoError } from "../errors.ts";
-import { groupAdvantages } from "../rollout/advantages.ts";
 import type { TrainSequence } from "./batch.ts";
 
-export { groupAdvantages };
+/** A_i = (r_i − mean r) / (std r + ε) over one question's rewards (unbiased std; a group of one: 0). */
+export function groupAdvantages(rewards: readonly number[], eps = 1e-6): number[] {
+  const n = rewards.length;
+  if (n <= 1) return rewards.map(() => 0);
+  let mean = 0;
+  for (const r of rewards) mean += r;
+  mean /= n;
+  let ss = 0;
+  for (const r of rewards) ss += (r - mean) * (r - mean);
+  const std = Math.sqrt(ss / (n - 1));
+  return rewards.map((r) => (r - mean) / (std + eps));
+}
+
+/** The part of a scored rollout (rollout/agent_loop.ts QuestionRollout) advantages are set on. */
+export interface ScoredQuestion {
+  readonly tree: { readonly trajectories: readonly { reward?: number; advantage?: number }[] };
+}
+
+/** Set every trajectory's group advantage from the rewards of its question (unscored: 0). */
+export function setGroupAdvantages(questions: readonly ScoredQuestion[]): void {
+  for (const q of questions) {
+    const adv = groupAdvantages(q.tree.trajectories.map((t) => t.reward ?? 0));
+    q.tree.trajectories.forEach((t, i) => (t.advantage = adv[i]));
+  }
+}
 
 export type Attribution = "soft" | "hard";
 

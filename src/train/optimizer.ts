@@ -2,7 +2,6 @@
  * AdamW hyperparameters and learning-rate schedules, computed in TS per step and fed to the
  * training graph as scalars (a schedule never rebuilds the graph).
  */
-import { ArpoError } from "../errors.ts";
 
 export interface AdamWConfig {
   beta1: number;
@@ -43,15 +42,6 @@ export function lrAt(s: LrSchedule, step: number): number {
   const p = Math.min(1, (step - w) / span);
   const min = s.minRatio ?? 0;
   return s.lr * (min + (1 - min) * 0.5 * (1 + Math.cos(Math.PI * p)));
-}
-
-export function validateSchedule(s: LrSchedule, where: string): void {
-  if (!(s.lr >= 0) || !Number.isFinite(s.lr)) {
-    throw new ArpoError(`${where}: lr must be a finite number ≥ 0, found ${s.lr}`);
-  }
-  if (s.kind === "cosine" && !(s.totalSteps > 0)) {
-    throw new ArpoError(`${where}: cosine schedule needs totalSteps > 0, found ${s.totalSteps}`);
-  }
 }
 
 /** The ADAM_INPUTS scalars for optimizer step t (1-based) at learning rate lr. */

@@ -6,7 +6,7 @@
  */
 import { ArpoError } from "../errors.ts";
 import type { ChatMessage, Demonstration, Task } from "../plugin/contracts.ts";
-import type { TokenizerLike } from "../policy/types.ts";
+import type { TokenizerLike } from "../model/tokenizer.ts";
 import { renderPrompt } from "../rollout/prompt.ts";
 import type { TrainSequence } from "./batch.ts";
 

@@ -6,7 +6,7 @@
 import { parseArgs } from "node:util";
 import { ArpoError } from "../../errors.ts";
 import type { ChatMessage, Demonstration, Task } from "../../plugin/contracts.ts";
-import { loadLocalPlugin } from "../../eval/local_context.ts";
+import { loadLocalPlugin } from "../../plugin/local.ts";
 
 export const summary = "print a benchmark's tasks (and demonstrations) for a split";
 

@@ -3,7 +3,7 @@
  * print the stage table, key metrics, the run id and where its record and report are.
  */
 import { loadManifest } from "../../manifest/mod.ts";
-import { loadBuiltins } from "../../run/builtin.ts";
+import { loadExtensions } from "../../run/builtin.ts";
 import { createReporter } from "../../run/progress.ts";
 import { runManifest } from "../../run/runner.ts";
 import { ArpoError } from "../../errors.ts";
@@ -46,8 +46,11 @@ export async function run(args: string[]): Promise<number> {
   }
   const progress = oneOf("progress", values.progress, PROGRESS_STYLES, "auto");
   const level = oneOf("log-level", values["log-level"], LOG_LEVELS, "info");
-  await loadBuiltins();
-  const loaded = await loadManifest(positionals[0], { overrides: values.set ?? [] });
+  const ext = await loadExtensions();
+  const loaded = await loadManifest(positionals[0], {
+    overrides: values.set ?? [],
+    stages: ext.stages,
+  });
   const store = openStore(values.store);
   await store.sweepTmp();
   const intr = interruptSignal();
@@ -56,6 +59,7 @@ export async function run(args: string[]): Promise<number> {
     const r = await runManifest({
       store,
       view: loaded,
+      ...ext,
       force: values.force,
       signal: intr.signal,
       reporter,

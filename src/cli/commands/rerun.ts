@@ -1,6 +1,6 @@
 /** `deno task arpo rerun <run>`: re-execute a run from its archive (not from the current files). */
 import { readRecord, resolveRunId } from "../../store/records.ts";
-import { loadBuiltins } from "../../run/builtin.ts";
+import { loadExtensions } from "../../run/builtin.ts";
 import { createReporter } from "../../run/progress.ts";
 import { compareOutputs, reexecute } from "../../run/reexec.ts";
 import { interruptSignal, openStore, parseReexec, REEXEC_FLAGS_USAGE } from "./_common.ts";
@@ -15,12 +15,13 @@ export async function run(args: string[]): Promise<number> {
     console.log(`usage: ${USAGE}`);
     return 0;
   }
-  await loadBuiltins();
+  const ext = await loadExtensions();
   const store = openStore(values.store);
   const rec = await readRecord(store, await resolveRunId(store, runId));
   const intr = interruptSignal();
   try {
     const r = await reexecute(store, rec, store, {
+      ...ext,
       signal: intr.signal,
       liveTools,
       reporter: createReporter(values.json ? "none" : progress, level),

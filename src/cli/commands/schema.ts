@@ -14,6 +14,7 @@
 import { parseArgs } from "node:util";
 import { ArpoError } from "../../errors.ts";
 import { manifestJsonSchema } from "../../manifest/mod.ts";
+import { loadExtensions } from "../../run/builtin.ts";
 
 export const summary = "write the JSON Schema of manifests (for editors) to stdout or -o FILE";
 
@@ -34,7 +35,7 @@ export async function run(args: string[]): Promise<number> {
     console.log("usage: deno task arpo schema [-o FILE]\n\n" + summary);
     return 0;
   }
-  const text = JSON.stringify(manifestJsonSchema(), null, 2) + "\n";
+  const text = JSON.stringify(manifestJsonSchema((await loadExtensions()).stages), null, 2) + "\n";
   if (values.output === undefined) {
     await Deno.stdout.write(new TextEncoder().encode(text));
     return 0;

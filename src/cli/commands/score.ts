@@ -5,7 +5,7 @@
  */
 import { parseArgs } from "node:util";
 import { ArpoError, describeError } from "../../errors.ts";
-import { loadLocalPlugin } from "../../eval/local_context.ts";
+import { loadLocalPlugin } from "../../plugin/local.ts";
 import { parseWith } from "./bench-data.ts";
 
 export const summary = "score a response file with a reward plugin and print its parts";

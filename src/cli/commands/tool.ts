@@ -9,6 +9,7 @@ import type { ResolvedManifest } from "../../manifest/types.ts";
 import { DataAccess } from "../../plugin/context.ts";
 import { loadPlugins } from "../../plugin/load.ts";
 import { createToolRuntime } from "../../tools/runtime.ts";
+import type { ToolCallOutcome } from "../../tools/types.ts";
 import { openStore, parse } from "./_common.ts";
 
 export const summary = "run one tool once: arpo tool python '6*7'";
@@ -22,7 +23,33 @@ async function readStdin(): Promise<string> {
   return new TextDecoder().decode(await new Blob(chunks as BlobPart[]).arrayBuffer());
 }
 
+/** What the command line asks for. */
+interface ToolArgs {
+  use: string;
+  options: Record<string, unknown>;
+  input: string;
+  timeoutMs: number;
+  maxOutputChars: number;
+  json: boolean;
+  store: string | undefined;
+}
+
 export async function run(args: string[]): Promise<number> {
+  const flags = await parseToolArgs(args);
+  if (!flags) return 0; // --help
+  const tool = await loadTool(flags);
+  try {
+    const o = await tool.runtime.call(tool.entry.plugin.tag, flags.input);
+    printOutcome(o, tool.name, tool.entry.digest, flags.json);
+    return o.error ? 1 : 0;
+  } finally {
+    await tool.runtime.close();
+    await tool.loaded.close();
+  }
+}
+
+/** The flags and input; undefined when `--help` printed the usage instead. */
+async function parseToolArgs(args: string[]): Promise<ToolArgs | undefined> {
   const { values, positionals } = parse("tool", USAGE, args, {
     with: { type: "string" },
     json: { type: "boolean" },
@@ -35,42 +62,60 @@ export async function run(args: string[]): Promise<number> {
         "from stdin.\nExample: deno task arpo tool search --with " +
         `'{"backend":"local","corpus":"kb.jsonl"}' "capital of Poland"`,
     );
-    return 0;
+    return undefined;
   }
   const [use, ...rest] = positionals;
   if (!use || rest.length === 0) {
     throw new ArpoError(`tool: expected a tool and an input\nusage: ${USAGE}`, { exitCode: 2 });
   }
-  let options: unknown = {};
-  if (values.with !== undefined) {
-    try {
-      options = JSON.parse(values.with);
-    } catch (e) {
-      throw new ArpoError(`tool: --with must be a JSON object: ${(e as Error).message}`, {
-        exitCode: 2,
-      });
-    }
-    if (typeof options !== "object" || options === null || Array.isArray(options)) {
-      throw new ArpoError(`tool: --with must be a JSON object, found ${values.with}`, {
-        exitCode: 2,
-      });
-    }
-  }
-  const seconds = (flag: string, v: string | undefined, dflt: number) => {
-    if (v === undefined) return dflt;
-    const n = Number(v);
-    if (!(n > 0)) throw new ArpoError(`tool: --${flag} must be a positive number, found '${v}'`);
-    return n;
-  };
+  const options = withOptions(values.with);
   const timeoutMs = seconds("timeout", values.timeout, 60) * 1000;
   const maxOutputChars = seconds("max-output", values["max-output"], 8000);
   const input = rest.length === 1 && rest[0] === "-" ? await readStdin() : rest.join(" ");
+  return {
+    use,
+    options,
+    input,
+    timeoutMs,
+    maxOutputChars,
+    json: !!values.json,
+    store: values.store,
+  };
+}
 
-  const store = openStore(values.store);
+/** `--with JSON`: the tool's options, a JSON object ({} without the flag). */
+function withOptions(flag: string | undefined): Record<string, unknown> {
+  if (flag === undefined) return {};
+  let options: unknown;
+  try {
+    options = JSON.parse(flag);
+  } catch (e) {
+    throw new ArpoError(`tool: --with must be a JSON object: ${(e as Error).message}`, {
+      exitCode: 2,
+    });
+  }
+  if (typeof options !== "object" || options === null || Array.isArray(options)) {
+    throw new ArpoError(`tool: --with must be a JSON object, found ${flag}`, {
+      exitCode: 2,
+    });
+  }
+  return options as Record<string, unknown>;
+}
+
+/** A positive number flag (`dflt` when absent). */
+function seconds(flag: string, v: string | undefined, dflt: number): number {
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!(n > 0)) throw new ArpoError(`tool: --${flag} must be a positive number, found '${v}'`);
+  return n;
+}
+
+/** The tool, loaded by the same loader as `exp` from a one-tool manifest, behind a runtime. */
+async function loadTool(flags: ToolArgs) {
+  const store = openStore(flags.store);
   const baseDir = Deno.cwd();
-  const ref = { use, with: options as Record<string, unknown> };
+  const ref = { use: flags.use, with: flags.options };
   const name = pluginName(ref);
-  // A one-tool manifest, loaded by the same loader as `exp`.
   const manifest = {
     name: "arpo-tool",
     description: "",
@@ -83,32 +128,48 @@ export async function run(args: string[]): Promise<number> {
       store,
       data: new DataAccess(store, baseDir),
       log: (m) => {
-        if (!values.json) console.error(m);
+        if (!flags.json) console.error(m);
       },
     },
   );
   const entry = loaded.tools.get(name)!;
   const runtime = createToolRuntime(
     [{ name, tool: entry.plugin, digest: entry.digest }],
-    { timeoutMs, maxOutputChars },
+    { timeoutMs: flags.timeoutMs, maxOutputChars: flags.maxOutputChars },
   );
-  try {
-    const o = await runtime.call(entry.plugin.tag, input);
-    if (values.json) {
-      console.log(JSON.stringify({ ...o, digest: entry.digest }, null, 2));
-    } else {
-      console.log(o.output);
-      const flags = [
-        o.cached ? "cached" : o.replayed ? "replayed" : "live",
-        `${o.attempts} attempt${o.attempts === 1 ? "" : "s"}`,
-        ...(o.timedOut ? ["timed out"] : o.error ? ["error"] : []),
-        ...(o.truncated ? ["truncated"] : []),
-      ];
-      console.error(`[${name} <${o.tag}>: ${o.durationMs.toFixed(1)} ms, ${flags.join(", ")}]`);
-    }
-    return o.error ? 1 : 0;
-  } finally {
-    await runtime.close();
-    await loaded.close();
+  return { name, entry, loaded, runtime };
+}
+
+/** `--json`: the outcome as JSON on stdout; else its output on stdout and its timing on stderr. */
+function printOutcome(o: ToolCallOutcome, name: string, digest: string, json: boolean): void {
+  if (json) {
+    // The record, then its timing, in the fields (and order) this command has always printed.
+    console.log(JSON.stringify(
+      {
+        tool: o.tool,
+        tag: o.tag,
+        input: o.input,
+        output: o.output,
+        error: o.error,
+        truncated: o.truncated,
+        timedOut: o.timedOut,
+        cached: o.source === "cached",
+        replayed: o.source === "replayed",
+        attempts: o.attempts,
+        durationMs: o.durationMs,
+        digest,
+      },
+      null,
+      2,
+    ));
+    return;
   }
+  console.log(o.output);
+  const flags = [
+    o.source,
+    `${o.attempts} attempt${o.attempts === 1 ? "" : "s"}`,
+    ...(o.timedOut ? ["timed out"] : o.error ? ["error"] : []),
+    ...(o.truncated ? ["truncated"] : []),
+  ];
+  console.error(`[${name} <${o.tag}>: ${o.durationMs.toFixed(1)} ms, ${flags.join(", ")}]`);
 }

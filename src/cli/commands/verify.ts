@@ -3,7 +3,7 @@
  * compare every output digest. Exit 0 when identical, 1 naming the first differing artefact.
  */
 import { resolveRunId } from "../../store/records.ts";
-import { loadBuiltins } from "../../run/builtin.ts";
+import { loadExtensions } from "../../run/builtin.ts";
 import { createReporter } from "../../run/progress.ts";
 import { verifyRun } from "../../run/reexec.ts";
 import { interruptSignal, openStore, parseReexec, REEXEC_FLAGS_USAGE } from "./_common.ts";
@@ -21,12 +21,13 @@ export async function run(args: string[]): Promise<number> {
     console.log(`usage: ${USAGE}`);
     return 0;
   }
-  await loadBuiltins();
+  const ext = await loadExtensions();
   const store = openStore(values.store);
   const id = await resolveRunId(store, runId);
   const intr = interruptSignal();
   try {
     const r = await verifyRun(store, id, {
+      ...ext,
       keep: values.keep === true,
       signal: intr.signal,
       liveTools,

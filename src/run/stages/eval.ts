@@ -5,19 +5,26 @@
  * (`results`) with pass@1, pass@k, accuracy and mean reward with bootstrap confidence intervals,
  * reward parts and tool-call statistics. A sample counts as correct when its reward is ≥ 1.
  * Output `report`: the results table as a StageReport for the HTML report (src/report/).
+ * Sampling defaults are the paper's evaluation settings (ARPO.md §4: temperature 0.6, top_p 0.95).
+ *
+ * ```yaml
+ * - eval: { benchmark: arith, split: test, questions: 200 }
+ * ```
  */
+import { z } from "zod";
 import type { Json } from "../../store/canonical.ts";
 import { bootstrapCI } from "../../eval/bootstrap.ts";
 import { passAtK } from "../../eval/metrics.ts";
 import {
   metricsJson,
-  resolveRolloutConfig,
-  type RolloutConfigInput,
+  rolloutConfig,
   type RolloutMetrics,
-  type SamplingConfigInput,
+  rolloutSettingsSchema,
+  samplingSettingsSchema,
   scoreRollout,
   storeRollout,
 } from "../../rollout/mod.ts";
+import { setGroupAdvantages } from "../../train/advantages.ts";
 import {
   type Estimate,
   type EvalBenchmark,
@@ -25,7 +32,8 @@ import {
   STAGE_REPORT_FORMAT,
   type StageReport,
 } from "../../report/data.ts";
-import { registerStage, type StageContext, type StageResult } from "../stages.ts";
+import { defineStage, type StageContext, type StageResult } from "../stages.ts";
+import { fromSchema, questionsSchema, weightsSource } from "./options.ts";
 import {
   rolloutTasks,
   selectReward,
@@ -34,14 +42,18 @@ import {
   stageTools,
 } from "./rollout_shared.ts";
 
-export interface EvalOptions {
-  benchmark: string;
-  split: string;
-  questions: number | "all";
-  reward?: string;
-  rollout: RolloutConfigInput;
-  sampling: SamplingConfigInput;
-}
+/** `eval` options; no branching unless `rollout.algorithm: arpo` is asked for. */
+export const evalOptionsSchema = z.strictObject({
+  benchmark: z.string().min(1).describe("the manifest benchmark to evaluate on"),
+  from: fromSchema,
+  split: z.string().min(1).default("test"),
+  questions: questionsSchema.default("all"),
+  reward: z.string().min(1).optional().describe("the manifest reward that scores answers"),
+  rollout: rolloutSettingsSchema({ algorithm: "grpo", rollouts: 4, initial: 4 }).prefault({}),
+  sampling: samplingSettingsSchema({ temperature: 0.6, top_p: 0.95 }).prefault({}),
+});
+
+export type EvalOptions = z.output<typeof evalOptionsSchema>;
 
 /** A value with its bootstrap interval (JSON-safe: null bounds when undefined). */
 function ci(values: number[], ctx: StageContext, key: string): Json {
@@ -113,16 +125,17 @@ export function evalReport(label: string, summary: Record<string, Json>): StageR
   return { format: STAGE_REPORT_FORMAT, evals: [{ label, benchmarks: [b] }] };
 }
 
-export async function runEval(ctx: StageContext): Promise<StageResult> {
-  const o = ctx.config.options as unknown as EvalOptions;
-  const where = `stage '${ctx.name}'`;
-  const config = resolveRolloutConfig(o.rollout, o.sampling, where);
+export async function runEval(ctx: StageContext, o: EvalOptions): Promise<StageResult> {
+  const config = rolloutConfig(o.rollout, o.sampling);
   const tasks = await selectTasks(ctx, o.benchmark, o.split, o.questions);
   const reward = selectReward(ctx, o.reward, false);
   const policy = await stagePolicy(ctx);
   const tools = stageTools(ctx);
   const res = await rolloutTasks(ctx, policy, tools, config, tasks, ctx.stream("rollout"), "eval");
-  if (reward) scoreRollout(res.questions, reward.plugin, policy.tokenizer, reward.name);
+  if (reward) {
+    scoreRollout(res.questions, reward.plugin, policy.tokenizer, reward.name);
+    setGroupAdvantages(res.questions); // eval trees carry them too, as rl batches do
+  }
   const stored = await storeRollout(ctx.store, res, config, policy.digest, {
     stage: ctx.name,
     benchmark: o.benchmark,
@@ -189,4 +202,15 @@ export async function runEval(ctx: StageContext): Promise<StageResult> {
   return { outputs: { rollouts: stored.index, results, tool_calls: toolCalls, report }, metrics };
 }
 
-registerStage({ kind: "eval", run: runEval });
+/** The `eval` stage kind. */
+export const evalStage = defineStage({
+  kind: "eval",
+  options: evalOptionsSchema,
+  references: {
+    benchmark: { section: "benchmarks", fill: true },
+    reward: { section: "rewards", fill: true },
+  },
+  tools: true,
+  reads: (o, earlier, name) => weightsSource(o.from, earlier, name),
+  run: runEval,
+});

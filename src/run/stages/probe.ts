@@ -5,28 +5,39 @@
  * of the response (tokens before any tool result). Output `probe`: the table, window summaries
  * and plot data; output `rollouts`: the trees it was computed from; output `report`: the entropy
  * curves as a StageReport for the HTML report (src/report/).
+ *
+ * ```yaml
+ * - probe: { benchmark: arith, questions: 50 }
+ * ```
  */
+import { z } from "zod";
 import type { Json } from "../../store/canonical.ts";
 import {
   type EntropyCurve,
+  independentRollouts,
   metricsJson,
-  resolveRolloutConfig,
+  rolloutConfig,
   rolloutMetrics,
-  type SamplingConfigInput,
+  samplingSettingsSchema,
   storeRollout,
 } from "../../rollout/mod.ts";
 import { STAGE_REPORT_FORMAT, type StageReport } from "../../report/data.ts";
-import { registerStage, type StageContext, type StageResult } from "../stages.ts";
+import { defineStage, type StageContext, type StageResult } from "../stages.ts";
+import { fromSchema, questionsSchema, weightsSource } from "./options.ts";
 import { rolloutTasks, selectTasks, stagePolicy, stageTools } from "./rollout_shared.ts";
 
-export interface ProbeOptions {
-  benchmark: string;
-  split: string;
-  questions: number | "all";
-  samples: number;
-  max_distance: number;
-  sampling: SamplingConfigInput;
-}
+/** `probe` options. */
+export const probeOptionsSchema = z.strictObject({
+  benchmark: z.string().min(1).describe("the manifest benchmark whose questions to probe"),
+  from: fromSchema,
+  split: z.string().min(1).default("test"),
+  questions: questionsSchema.default(50),
+  samples: z.int().min(1).default(1).describe("trajectories per question"),
+  max_distance: z.int().min(1).default(64).describe("largest token distance tabulated"),
+  sampling: samplingSettingsSchema({ temperature: 1.0, top_p: 1.0 }).prefault({}),
+});
+
+export type ProbeOptions = z.output<typeof probeOptionsSchema>;
 
 /** Count-weighted mean entropy over distances [lo, hi). */
 export function windowMean(c: EntropyCurve, lo: number, hi: number): number | null {
@@ -87,14 +98,8 @@ export function probeTable(
   return { rows, windows, text: lines.join("\n") };
 }
 
-export async function runProbe(ctx: StageContext): Promise<StageResult> {
-  const o = ctx.config.options as unknown as ProbeOptions;
-  const where = `stage '${ctx.name}'`;
-  const config = resolveRolloutConfig(
-    { algorithm: "grpo", rollouts: o.samples, initial: o.samples },
-    o.sampling,
-    where,
-  );
+export async function runProbe(ctx: StageContext, o: ProbeOptions): Promise<StageResult> {
+  const config = rolloutConfig(independentRollouts(o.samples), o.sampling);
   const tasks = await selectTasks(ctx, o.benchmark, o.split, o.questions);
   const policy = await stagePolicy(ctx);
   const tools = stageTools(ctx);
@@ -153,4 +158,12 @@ export async function runProbe(ctx: StageContext): Promise<StageResult> {
   };
 }
 
-registerStage({ kind: "probe", run: runProbe });
+/** The `probe` stage kind. */
+export const probeStage = defineStage({
+  kind: "probe",
+  options: probeOptionsSchema,
+  references: { benchmark: { section: "benchmarks", fill: true } },
+  tools: true,
+  reads: (o, earlier, name) => weightsSource(o.from, earlier, name),
+  run: runProbe,
+});

@@ -1,32 +1,51 @@
 /**
  * The `rl` stage: ARPO / GRPO policy optimization (ARPO.md §3–§4). Every step: roll out the step's
  * questions with the current policy (rl_rollout.ts: trees, rewards, group advantages, stored),
- * turn each tree into training sequences (soft or hard attribution), recompute the behaviour
- * log-probs with the trainer (and reference log-probs when kl_coef > 0), then `epochs` passes of
- * mini-batch updates (`minibatch` questions each, token-mean clipped surrogate with dual clip),
- * and rebuild the rollout policy on the new weights. Evaluation on `eval_split` every `eval_every`
- * steps (one sample per question, temperature 0.6 / top_p 0.95 as the paper evaluates).
- * Checkpoint after every step; a resumed stage ends with the same bytes.
+ * update the policy on them (train/rl_update.ts: attribution, recomputed behaviour and reference
+ * log-probs, `epochs` passes of mini-batch updates), and rebuild the rollout policy on the new
+ * weights. Evaluation on `eval_split` every `eval_every` steps (one sample per question, sampled
+ * with `eval_sampling`, whose defaults are the eval stage's: temperature 0.6 / top_p 0.95 as the
+ * paper evaluates). Checkpoint after every step; a resumed stage ends with the same bytes.
  *
  * `dry_run: true` delegates to rl_rollout.ts (rollouts and advantages, no update).
  *
  * Outputs: `rollouts_<step>` (rollout_batch indexes), `weights`, `optimizer`, `curve`, and `report`
  * (per-step training metrics as a StageReport for the HTML report, src/report/).
+ *
+ * Defaults follow ARPO.md §2 and §4 (the reference's clip 0.2/0.2, dual clip 3, lr 1e-6, one PPO
+ * epoch, KL and entropy coefficients 0, rollout temperature 1.0 / top_p 1.0), except the budgets
+ * (M, N, questions per step), which are scaled down to what a small CPU run can afford.
+ *
+ * ```yaml
+ * - rl:
+ *     benchmark: arith
+ *     steps: 20
+ *     rollout: { algorithm: arpo, rollouts: 8, initial: 4, entropy_weight: 0.2 }
+ * ```
  */
+import { z } from "zod";
 import type { Json } from "../../store/canonical.ts";
 import type { Task } from "../../plugin/contracts.ts";
-import { resolveRolloutConfig, scoreRollout } from "../../rollout/mod.ts";
+import {
+  independentRollouts,
+  rolloutConfig,
+  rolloutSettingsSchema,
+  samplingSettingsSchema,
+  scoreRollout,
+} from "../../rollout/mod.ts";
 import type { OnnxPolicy } from "../../policy/onnx_policy.ts";
 import type { Policy } from "../../policy/types.ts";
-import { type Attribution, type TreeSequence, treeSequences } from "../../train/advantages.ts";
+import type { DecoderModel } from "../../model/load.ts";
+import type { TokenizerLike } from "../../model/tokenizer.ts";
 import { lrAt, type LrSchedule } from "../../train/optimizer.ts";
-import { Trainer } from "../../train/trainer.ts";
-import type { TensorMap } from "../../model/safetensors.ts";
+import { rlUpdate, updateMean } from "../../train/rl_update.ts";
+import { Trainer, type TrainerState } from "../../train/trainer.ts";
 import { STAGE_REPORT_FORMAT, type StageReport, type StepMetrics } from "../../report/data.ts";
 import { stepFromMetrics } from "../../report/from_rollout.ts";
-import { registerStage, type StageContext, type StageResult } from "../stages.ts";
+import { defineStage, type StageContext, type StageResult } from "../stages.ts";
+import { fromSchema, questionsSchema, weightsSource } from "./options.ts";
 import {
-  type RlRolloutOptions,
+  type RlRolloutSetup,
   rolloutStep,
   runRlDryRun,
   setupRlRollout,
@@ -41,22 +60,52 @@ import {
   trainableModel,
 } from "./train_shared.ts";
 
-export interface RlOptions extends RlRolloutOptions {
-  lr: number;
-  schedule: "constant" | "cosine";
-  warmup: number;
-  weight_decay: number;
-  grad_clip: number;
-  clip: { low: number; high: number; dual: number };
-  kl_coef: number;
-  entropy_coef: number;
-  epochs: number;
-  minibatch: number;
-  attribution: Attribution;
-  eval_every: number;
-  eval_split: string;
-  eval_questions: number | "all";
-}
+/** Clipped-surrogate ranges (ARPO.md §4). */
+const clipSchema = z.strictObject({
+  low: z.number().min(0).default(0.2).describe("ε_low"),
+  high: z.number().min(0).default(0.2).describe("ε_high"),
+  dual: z.number().min(1).default(3.0).describe("c: dual-clip bound for negative advantages"),
+});
+
+/** `rl` options. */
+export const rlOptionsSchema = z.strictObject({
+  benchmark: z.string().min(1).describe("the manifest benchmark to train on"),
+  from: fromSchema,
+  split: z.string().min(1).default("train"),
+  questions: questionsSchema.default("all").describe("size of the training question pool"),
+  reward: z.string().min(1).describe("the manifest reward that scores trajectories"),
+  rollout: rolloutSettingsSchema({ algorithm: "arpo", rollouts: 8, initial: 4 }).prefault({}),
+  sampling: samplingSettingsSchema({ temperature: 1.0, top_p: 1.0 }).prefault({}),
+  steps: z.int().min(1).default(10),
+  questions_per_step: z.int().min(1).default(16),
+  lr: z.number().positive().default(1e-6),
+  schedule: z.enum(["constant", "cosine"]).default("constant"),
+  warmup: z.int().min(0).default(0).describe("warm-up steps"),
+  weight_decay: z.number().min(0).default(0.01),
+  grad_clip: z.number().positive().default(1.0),
+  clip: clipSchema.prefault({}),
+  kl_coef: z.number().min(0).default(0),
+  entropy_coef: z.number().min(0).default(0),
+  epochs: z.int().min(1).default(1).describe("PPO epochs over each step's rollouts"),
+  minibatch: z.int().min(1).default(4).describe("questions per mini-batch update"),
+  attribution: z.enum(["soft", "hard"]).default("soft").describe("advantage attribution (§3)"),
+  eval_every: z.int().min(0).default(0).describe("evaluate on eval_split every n steps; 0 = never"),
+  eval_split: z.string().min(1).default("test"),
+  eval_questions: questionsSchema.default(50),
+  eval_sampling: samplingSettingsSchema({ temperature: 0.6, top_p: 0.95 }).prefault({})
+    .describe("sampling of the evaluation inside training (defaults: the eval stage's)"),
+  dry_run: z.boolean().default(false).describe("produce rollouts and advantages, no update"),
+}).superRefine((v, ctx) => {
+  if (v.minibatch > v.questions_per_step) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["minibatch"],
+      message: `at most questions_per_step (${v.questions_per_step}), found ${v.minibatch}`,
+    });
+  }
+});
+
+export type RlOptions = z.output<typeof rlOptionsSchema>;
 
 /** Accuracy (reward ≥ 1) and mean reward of one sample per question. */
 async function evaluate(
@@ -64,14 +113,9 @@ async function evaluate(
   policy: Policy,
   tasks: readonly Task[],
   step: number,
-  setup: Awaited<ReturnType<typeof setupRlRollout>>,
+  setup: RlRolloutSetup,
 ): Promise<{ accuracy: number; mean_reward: number }> {
-  const o = ctx.config.options as unknown as RlOptions;
-  const cfg = resolveRolloutConfig(
-    { algorithm: "grpo", rollouts: 1, initial: 1 },
-    { ...(o.sampling as object), temperature: 0.6, top_p: 0.95 },
-    `stage '${ctx.name}' evaluation`,
-  );
+  const cfg = rolloutConfig(independentRollouts(1), setup.options.eval_sampling);
   const res = await rolloutTasks(
     ctx,
     policy,
@@ -87,18 +131,6 @@ async function evaluate(
     accuracy: rewards.filter((r) => r >= 1).length / Math.max(1, rewards.length),
     mean_reward: rewards.reduce((a, b) => a + b, 0) / Math.max(1, rewards.length),
   };
-}
-
-/** Token-weighted mean of one statistic over a step's mini-batch updates (undefined if none). */
-function updateMean(updates: Json[], key: string, weighted = true): number | undefined {
-  let s = 0, n = 0;
-  for (const u of updates as Record<string, Json>[]) {
-    const v = u[key], w = weighted ? u.tokens : 1;
-    if (typeof v !== "number" || !Number.isFinite(v) || typeof w !== "number") continue;
-    s += v * w;
-    n += w;
-  }
-  return n > 0 ? s / n : undefined;
 }
 
 /**
@@ -122,15 +154,15 @@ export async function rlReport(
       ? { step }
       : stepFromMetrics(step, (await ctx.store.getJson<Record<string, Json>>(batch)).metrics);
     const updates = Array.isArray(c.updates) ? c.updates : [];
-    const stats: [keyof StepMetrics, number | undefined][] = [
-      ["loss", updateMean(updates, "loss")],
-      ["gradNorm", updateMean(updates, "grad_norm", false)],
-      ["entropy", updateMean(updates, "entropy")],
-      ["clipFraction", updateMean(updates, "clip_frac")],
-      ["approxKl", updateMean(updates, "approx_kl")],
-    ];
-    for (const [k, v] of stats) {
-      if (v !== undefined) (out as unknown as Record<string, number>)[k] = v;
+    const stats = {
+      loss: updateMean(updates, "loss"),
+      gradNorm: updateMean(updates, "grad_norm", false),
+      entropy: updateMean(updates, "entropy"),
+      clipFraction: updateMean(updates, "clip_frac"),
+      approxKl: updateMean(updates, "approx_kl"),
+    };
+    for (const [k, v] of Object.entries(stats) as [keyof typeof stats, number | undefined][]) {
+      if (v !== undefined) out[k] = v;
     }
     const ev = c.eval as { accuracy?: number } | undefined;
     if (typeof ev?.accuracy === "number") out.accuracy = ev.accuracy;
@@ -145,16 +177,54 @@ export async function rlReport(
   };
 }
 
-export async function runRl(ctx: StageContext): Promise<StageResult> {
-  const o = ctx.config.options as unknown as RlOptions;
-  if (o.dry_run) return await runRlDryRun(ctx);
-  const setup = await setupRlRollout(ctx);
+/** What training carries from step to step. */
+interface RlRun {
+  o: RlOptions;
+  setup: RlRolloutSetup;
+  model: DecoderModel;
+  tokenizer: TokenizerLike;
+  trainer: Trainer;
+  /** The weights the stage started from: the KL term's reference. */
+  reference: DecoderModel["weights"];
+  schedule: LrSchedule;
+  curve: Json[];
+  rollouts: Record<string, string>;
+  evalTasks: Task[];
+  policy: OnnxPolicy;
+  /** The first step to run: 0, or the one after the last checkpoint. */
+  start: number;
+  /** Wall time by part (timings, outside the identity). */
+  ms: { rollout: number; score: number; update: number; eval: number };
+}
+
+export async function runRl(ctx: StageContext, o: RlOptions): Promise<StageResult> {
+  if (o.dry_run) return await runRlDryRun(ctx, o);
+  const run = await startRl(ctx, o);
+  try {
+    if (run.start === 0 && o.eval_every > 0) {
+      run.curve.push({ step: 0, eval: await timedEval(ctx, run, 0) });
+    }
+    for (let step = run.start; step < o.steps; step++) {
+      ctx.signal.throwIfAborted();
+      run.curve.push(await rlStep(ctx, run, step));
+      await saveTrainCheckpoint(ctx, step, run.trainer.state(), run.rollouts, {
+        curve: run.curve,
+      });
+    }
+    return await finishRl(ctx, run);
+  } finally {
+    await run.policy.dispose();
+    await run.trainer.release();
+  }
+}
+
+/** The trainer (fresh, or resumed from the last checkpoint) and everything the steps share. */
+async function startRl(ctx: StageContext, o: RlOptions): Promise<RlRun> {
+  const setup = await setupRlRollout(ctx, o);
   const { model, tokenizer } = await trainableModel(ctx);
-  const refWeights: TensorMap = model.weights;
   const resumed = await loadTrainCheckpoint(ctx, model);
-  const useKl = o.kl_coef > 0, useEnt = o.entropy_coef > 0;
   const trainer = Trainer.create(model.config, resumed?.state ?? model.weights, {
-    objective: { kind: "pg", kl: useKl, entropy: useEnt },
+    objective: { kind: "pg", kl: o.kl_coef > 0, entropy: o.entropy_coef > 0 },
     objectiveParams: {
       clipLow: o.clip.low,
       clipHigh: o.clip.high,
@@ -166,126 +236,120 @@ export async function runRl(ctx: StageContext): Promise<StageResult> {
     threads: ctx.manifest.runtime.threads,
     device: ctx.manifest.runtime.device,
   });
-  const schedule: LrSchedule = o.schedule === "cosine"
-    ? { kind: "cosine", lr: o.lr, totalSteps: o.steps, warmupSteps: o.warmup }
-    : { kind: "constant", lr: o.lr, warmupSteps: o.warmup };
-  const meta = resumed?.meta ?? {};
-  const curve: Json[] = ((meta.curve as Json[] | undefined) ?? []).slice();
   const rollouts: Record<string, string> = {};
   for (const [k, v] of Object.entries(resumed?.stateDigests ?? {})) {
     if (k.startsWith("rollouts_")) rollouts[k] = v;
   }
-  const evalTasks = o.eval_every > 0
-    ? await selectTasks(ctx, o.benchmark, o.eval_split, o.eval_questions)
-    : [];
-  const start = resumed ? resumed.step + 1 : 0;
-  let policy: OnnxPolicy = await policyWithWeights(ctx, model, tokenizer, trainer.weights);
-  const trainMs = { rollout: 0, score: 0, update: 0, eval: 0 };
-  try {
-    if (start === 0 && o.eval_every > 0) {
-      const t = performance.now();
-      const e = await evaluate(ctx, policy, evalTasks, 0, setup);
-      trainMs.eval += performance.now() - t;
-      curve.push({ step: 0, eval: e });
-    }
-    for (let step = start; step < o.steps; step++) {
-      ctx.signal.throwIfAborted();
-      let t = performance.now();
-      const r = await rolloutStep(ctx, policy, setup, step);
-      trainMs.rollout += performance.now() - t;
-      rollouts[`rollouts_${step}`] = r.stored.index;
-      const perQ: TreeSequence[][] = r.questions.map((q) =>
-        treeSequences(q.tree, q.tree.trajectories.map((tr) => tr.advantage ?? 0), o.attribution)
-      );
-      // Behaviour log-probs recomputed by the trainer (ARPO.md §4), reference log-probs if needed.
-      t = performance.now();
-      const flat = perQ.flat();
-      const old = await trainer.score(flat);
-      const ref = useKl ? await trainer.score(flat, refWeights) : null;
-      // Recomputed vs sampled log-probs: equal up to float noise at temperature 1 (a check that
-      // the training forward and the rollout decoder agree).
-      let gap = 0, gapN = 0;
-      flat.forEach((s, i) => {
-        s.oldLogp = Array.from(old[i].logp);
-        if (ref) s.refLogp = Array.from(ref[i].logp);
-        s.lossMask.forEach((m, j) => {
-          if (m && j > 0) {
-            gap += Math.abs(s.oldLogp![j] - s.sampledLogp[j]);
-            gapN++;
-          }
-        });
-      });
-      trainMs.score += performance.now() - t;
-      t = performance.now();
-      const lr = lrAt(schedule, step);
-      const updates: Json[] = [];
-      for (let epoch = 0; epoch < o.epochs; epoch++) {
-        const order = ctx.stream("minibatches", step, epoch).shuffle([...perQ.keys()]);
-        for (let i = 0; i < order.length; i += o.minibatch) {
-          const batch = order.slice(i, i + o.minibatch).flatMap((q) => perQ[q])
-            .filter((s) => s.lossMask.some((m) => m));
-          if (!batch.length) continue;
-          const st = await trainer.trainStep(batch, lr);
-          updates.push({
-            loss: st.loss,
-            tokens: st.tokens,
-            grad_norm: st.gradNorm,
-            clip_frac: st.clipFrac ?? null,
-            approx_kl: st.approxKl ?? null,
-            entropy: st.entropy,
-          });
-        }
-      }
-      trainMs.update += performance.now() - t;
-      await policy.dispose();
-      policy = await policyWithWeights(ctx, model, tokenizer, trainer.weights);
-      const entry: Record<string, Json> = {
-        step: step + 1,
-        lr,
-        ...stepSummary(r.questions, r.stored.metrics),
-        logp_gap: gapN ? gap / gapN : 0,
-        updates,
-      };
-      if (o.eval_every > 0 && ((step + 1) % o.eval_every === 0 || step + 1 === o.steps)) {
-        const te = performance.now();
-        entry.eval = await evaluate(ctx, policy, evalTasks, step + 1, setup);
-        trainMs.eval += performance.now() - te;
-      }
-      curve.push(entry);
-      ctx.progress({
-        step: step + 1,
-        total: o.steps,
-        message: `rl step ${step + 1}/${o.steps}`,
-        metrics: Object.fromEntries(
-          Object.entries(entry).filter((e): e is [string, number] => typeof e[1] === "number"),
-        ),
-      });
-      await saveTrainCheckpoint(ctx, step, trainer.state(), rollouts, { curve });
-    }
-    for (const [k, v] of Object.entries(trainMs)) ctx.timing(`rl.${k}_ms`, v);
-    const final = trainer.state();
-    const weights = await putWeights(ctx, final.weights);
-    const saved = await saveTrainCheckpoint(ctx, o.steps - 1, final, rollouts, { curve });
-    const curveDigest = await ctx.store.putJson({ type: "rl_curve", steps: curve });
-    const report = await ctx.store.putJson(
-      await rlReport(ctx, setup.config.algorithm, curve, rollouts),
-    );
-    const last = curve.at(-1) as Record<string, Json> | undefined;
-    const lastEval = [...curve].reverse().find((c) => (c as Record<string, Json>).eval) as
-      | { eval: { accuracy: number } }
-      | undefined;
-    return {
-      outputs: { ...rollouts, weights, optimizer: saved.optimizer, curve: curveDigest, report },
-      metrics: {
-        steps: o.steps,
-        last_mean_reward: last?.mean_reward ?? null,
-        eval_accuracy: lastEval?.eval.accuracy ?? null,
-      },
-    };
-  } finally {
-    await policy.dispose();
-    await trainer.release();
-  }
+  return {
+    o,
+    setup,
+    model,
+    tokenizer,
+    trainer,
+    reference: model.weights,
+    schedule: o.schedule === "cosine"
+      ? { kind: "cosine", lr: o.lr, totalSteps: o.steps, warmupSteps: o.warmup }
+      : { kind: "constant", lr: o.lr, warmupSteps: o.warmup },
+    curve: ((resumed?.meta.curve as Json[] | undefined) ?? []).slice(),
+    rollouts,
+    evalTasks: o.eval_every > 0
+      ? await selectTasks(ctx, o.benchmark, o.eval_split, o.eval_questions)
+      : [],
+    policy: await policyWithWeights(ctx, model, tokenizer, trainer.weights),
+    start: resumed ? resumed.step + 1 : 0,
+    ms: { rollout: 0, score: 0, update: 0, eval: 0 },
+  };
 }
 
-registerStage({ kind: "rl", run: runRl });
+/** One training step: roll out, update, rebuild the policy, evaluate if due; its curve entry. */
+async function rlStep(ctx: StageContext, run: RlRun, step: number): Promise<Json> {
+  const o = run.o;
+  const t = performance.now();
+  const r = await rolloutStep(ctx, run.policy, run.setup, step);
+  run.ms.rollout += performance.now() - t;
+  run.rollouts[`rollouts_${step}`] = r.stored.index;
+  const lr = lrAt(run.schedule, step);
+  const u = await rlUpdate(
+    run.trainer,
+    r.questions.map((q) => ({
+      tree: q.tree,
+      advantages: q.tree.trajectories.map((tr) => tr.advantage ?? 0),
+    })),
+    {
+      epochs: o.epochs,
+      minibatch: o.minibatch,
+      lr,
+      attribution: o.attribution,
+      reference: o.kl_coef > 0 ? run.reference : undefined,
+      shuffle: ctx.stream("minibatches", step),
+    },
+  );
+  run.ms.score += u.scoreMs;
+  run.ms.update += u.updateMs;
+  await run.policy.dispose();
+  run.policy = await policyWithWeights(ctx, run.model, run.tokenizer, run.trainer.weights);
+  const entry: Record<string, Json> = {
+    step: step + 1,
+    lr,
+    ...stepSummary(r.questions, r.stored.metrics),
+    logp_gap: u.logpGap,
+    updates: u.updates,
+  };
+  if (o.eval_every > 0 && ((step + 1) % o.eval_every === 0 || step + 1 === o.steps)) {
+    entry.eval = await timedEval(ctx, run, step + 1);
+  }
+  ctx.progress({
+    step: step + 1,
+    total: o.steps,
+    message: `rl step ${step + 1}/${o.steps}`,
+    metrics: Object.fromEntries(
+      Object.entries(entry).filter((e): e is [string, number] => typeof e[1] === "number"),
+    ),
+  });
+  return entry;
+}
+
+async function timedEval(ctx: StageContext, run: RlRun, step: number): Promise<Json> {
+  const t = performance.now();
+  const e = await evaluate(ctx, run.policy, run.evalTasks, step, run.setup);
+  run.ms.eval += performance.now() - t;
+  return e;
+}
+
+/** The final weights, optimizer state, curve and report as outputs. */
+async function finishRl(ctx: StageContext, run: RlRun): Promise<StageResult> {
+  const { o, curve, rollouts } = run;
+  for (const [k, v] of Object.entries(run.ms)) ctx.timing(`rl.${k}_ms`, v);
+  const final: TrainerState = run.trainer.state();
+  const weights = await putWeights(ctx, final.weights);
+  const saved = await saveTrainCheckpoint(ctx, o.steps - 1, final, rollouts, { curve });
+  const curveDigest = await ctx.store.putJson({ type: "rl_curve", steps: curve });
+  const report = await ctx.store.putJson(
+    await rlReport(ctx, run.setup.config.algorithm, curve, rollouts),
+  );
+  const last = curve.at(-1) as Record<string, Json> | undefined;
+  const lastEval = [...curve].reverse().find((c) => (c as Record<string, Json>).eval) as
+    | { eval: { accuracy: number } }
+    | undefined;
+  return {
+    outputs: { ...rollouts, weights, optimizer: saved.optimizer, curve: curveDigest, report },
+    metrics: {
+      steps: o.steps,
+      last_mean_reward: last?.mean_reward ?? null,
+      eval_accuracy: lastEval?.eval.accuracy ?? null,
+    },
+  };
+}
+
+/** The `rl` stage kind. */
+export const rlStage = defineStage({
+  kind: "rl",
+  options: rlOptionsSchema,
+  references: {
+    benchmark: { section: "benchmarks", fill: true },
+    reward: { section: "rewards", fill: true },
+  },
+  tools: true,
+  reads: (o, earlier, name) => weightsSource(o.from, earlier, name),
+  run: runRl,
+});

@@ -4,9 +4,6 @@
  * with group advantages, stored as artefacts. The trainer's rl stage calls it every step before its
  * update; `runRlDryRun` runs every step without updating (`dry_run: true`), so rollouts can be
  * studied on their own.
- *
- * Registration: this module registers the `rl` kind only if nothing else has (the training room's
- * rl stage replaces it, and delegates `dry_run: true` here).
  */
 import { ArpoError } from "../../errors.ts";
 import type { Json } from "../../store/canonical.ts";
@@ -15,24 +12,19 @@ import type { Policy } from "../../policy/types.ts";
 import type { Stream } from "../../rng.ts";
 import {
   type QuestionRollout,
-  resolveRolloutConfig,
   type RolloutConfig,
-  type RolloutConfigInput,
+  rolloutConfig,
   type RolloutMetrics,
-  type SamplingConfigInput,
   scoreRollout,
   type StoredRollout,
   storeRollout,
 } from "../../rollout/mod.ts";
+import { setGroupAdvantages } from "../../train/advantages.ts";
 import type { ChunkedRollout } from "./rollout_shared.ts";
 import { STAGE_REPORT_FORMAT, type StageReport } from "../../report/data.ts";
-import {
-  type LoadedPlugin,
-  registerStage,
-  type StageContext,
-  stageKinds,
-  type StageResult,
-} from "../stages.ts";
+import type { LoadedPlugin } from "../../plugin/loaded.ts";
+import type { StageContext, StageResult } from "../stages.ts";
+import type { RlOptions } from "./rl.ts";
 import {
   rolloutTasks,
   selectReward,
@@ -41,19 +33,6 @@ import {
   type StageTools,
   stageTools,
 } from "./rollout_shared.ts";
-
-/** The options of the rl stage this module reads. */
-export interface RlRolloutOptions {
-  benchmark: string;
-  split: string;
-  questions: number | "all";
-  reward: string;
-  rollout: RolloutConfigInput;
-  sampling: SamplingConfigInput;
-  steps: number;
-  questions_per_step: number;
-  dry_run?: boolean;
-}
 
 /** Step `step`'s questions: the first `perStep` of a shuffle of the pool keyed by the step. */
 export function stepTasks(
@@ -84,16 +63,17 @@ export interface RolloutStepResult extends ChunkedRollout {
 
 /** Everything a step needs, resolved once per stage. */
 export interface RlRolloutSetup {
+  options: RlOptions;
   config: RolloutConfig;
   pool: Task[];
   reward: LoadedPlugin<Reward>;
   tools: StageTools;
 }
 
-export async function setupRlRollout(ctx: StageContext): Promise<RlRolloutSetup> {
-  const o = ctx.config.options as unknown as RlRolloutOptions;
+export async function setupRlRollout(ctx: StageContext, o: RlOptions): Promise<RlRolloutSetup> {
   return {
-    config: resolveRolloutConfig(o.rollout, o.sampling, `stage '${ctx.name}'`),
+    options: o,
+    config: rolloutConfig(o.rollout, o.sampling),
     pool: await selectTasks(ctx, o.benchmark, o.split, o.questions),
     reward: selectReward(ctx, o.reward, true)!,
     tools: stageTools(ctx),
@@ -107,7 +87,7 @@ export async function rolloutStep(
   setup: RlRolloutSetup,
   step: number,
 ): Promise<RolloutStepResult> {
-  const o = ctx.config.options as unknown as RlRolloutOptions;
+  const o = setup.options;
   const tasks = stepTasks(setup.pool, step, o.questions_per_step, ctx.stream("order"));
   ctx.progress({ step, total: o.steps }); // `step` steps done; this one's rollouts follow
   const res = await rolloutTasks(
@@ -120,6 +100,7 @@ export async function rolloutStep(
     `rollout step ${step}`,
   );
   scoreRollout(res.questions, setup.reward.plugin, policy.tokenizer, setup.reward.name);
+  setGroupAdvantages(res.questions);
   const stored = await storeRollout(ctx.store, res, setup.config, policy.digest, {
     stage: ctx.name,
     step,
@@ -164,9 +145,8 @@ const PROGRESS_METRICS = ["tool_calls_per_trajectory", "branches", "delta_h_mean
  * per-step curves of an rl stage without `training` from those batches' metrics, which hold more
  * than the checkpointed step summaries (tool calls by tool), so no `training` is written here.
  */
-export async function runRlDryRun(ctx: StageContext): Promise<StageResult> {
-  const o = ctx.config.options as unknown as RlRolloutOptions;
-  const setup = await setupRlRollout(ctx);
+export async function runRlDryRun(ctx: StageContext, o: RlOptions): Promise<StageResult> {
+  const setup = await setupRlRollout(ctx, o);
   const policy = await stagePolicy(ctx);
   const done = await ctx.checkpoint.load();
   const state: Record<string, string> = { ...(done?.state ?? {}) };
@@ -205,18 +185,4 @@ export async function runRlDryRun(ctx: StageContext): Promise<StageResult> {
       last_tool_calls_per_trajectory: last?.tool_calls_per_trajectory ?? null,
     },
   };
-}
-
-if (!stageKinds().includes("rl")) {
-  registerStage({
-    kind: "rl",
-    run(ctx) {
-      const o = ctx.config.options as unknown as RlRolloutOptions;
-      if (o.dry_run) return runRlDryRun(ctx);
-      throw new ArpoError(
-        `stage '${ctx.name}': this build has the rl stage's rollout half only; set ` +
-          `dry_run: true to produce rollout batches with rewards and advantages without updating.`,
-      );
-    },
-  });
 }

@@ -17,7 +17,8 @@ import {
   type RolloutTimings,
   runRollout,
 } from "../../rollout/mod.ts";
-import type { LoadedPlugin, StageContext } from "../stages.ts";
+import type { LoadedPlugin } from "../../plugin/loaded.ts";
+import type { StageContext } from "../stages.ts";
 import { StageTools } from "./stage_tools.ts";
 
 // The stage tool runtime lives in stage_tools.ts; re-exported for the stages that import it here.
@@ -110,38 +111,13 @@ export function selectReward(
 }
 
 /**
- * The policy this stage should run: with `from: <stage>`, the weights that earlier stage produced
- * (`from: policy`: the manifest's policy); otherwise the weights of the latest earlier stage that
- * produced a `weights` output (sft, rl), else the manifest's policy.
+ * The policy this stage runs: the weights of the earlier stage it reads (options.ts
+ * `weightsSource`, the stage kind's `reads`), else the manifest's policy.
  */
 export async function stagePolicy(ctx: StageContext): Promise<Policy> {
-  const names = ctx.manifest.stages.map((s) => s.name);
-  const mine = names.indexOf(ctx.name);
-  const from = (ctx.config.options as { from?: string }).from;
-  if (from === "policy") return await ctx.policy();
-  if (from !== undefined) {
-    const at = names.indexOf(from);
-    if (at < 0 || at >= mine) {
-      throw new ArpoError(
-        `stage '${ctx.name}': from: '${from}' must name an earlier stage (${
-          names.slice(0, mine).join(", ") || "there is none"
-        }) or 'policy' for the manifest's policy.`,
-      );
-    }
-    const w = ctx.inputs[from]?.outputs.weights;
-    if (w === undefined) {
-      throw new ArpoError(
-        `stage '${ctx.name}': from: '${from}' names a stage that produced no weights (only sft ` +
-          `and rl stages do).`,
-      );
-    }
-    return await ctx.policy({ weights: w });
-  }
-  for (let i = mine - 1; i >= 0; i--) {
-    const w = ctx.inputs[names[i]]?.outputs.weights;
-    if (w !== undefined) return await ctx.policy({ weights: w });
-  }
-  return await ctx.policy();
+  const weights = Object.values(ctx.inputs).map((i) => i.outputs.weights)
+    .find((w) => w !== undefined);
+  return await (weights === undefined ? ctx.policy() : ctx.policy({ weights }));
 }
 
 export interface ChunkedRollout {

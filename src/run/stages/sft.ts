@@ -7,8 +7,14 @@
  *
  * Outputs: `weights` (model.safetensors, HF names: later stages' policy), `optimizer`, `curve`
  * (loss per step), `report` (the loss curve as a StageReport for the HTML report, src/report/).
+ * Defaults follow the paper's cold-start SFT (ARPO.md §4: lr 7e-6, 3 epochs, cosine).
+ *
+ * ```yaml
+ * - sft: { benchmarks: [arith], epochs: 3 }
+ * ```
  */
 import { resolve } from "node:path";
+import { z } from "zod";
 import { ArpoError } from "../../errors.ts";
 import type { Json } from "../../store/canonical.ts";
 import type { Demonstration } from "../../plugin/contracts.ts";
@@ -17,7 +23,8 @@ import { demonstrationSequence, parseConversations } from "../../train/sft_data.
 import { lrAt, type LrSchedule } from "../../train/optimizer.ts";
 import { Trainer } from "../../train/trainer.ts";
 import { STAGE_REPORT_FORMAT, type StageReport } from "../../report/data.ts";
-import { registerStage, type StageContext, type StageResult } from "../stages.ts";
+import { defineStage, type StageContext, type StageResult } from "../stages.ts";
+import { fromSchema, questionsSchema, weightsSource } from "./options.ts";
 import {
   loadTrainCheckpoint,
   putWeights,
@@ -25,19 +32,35 @@ import {
   trainableModel,
 } from "./train_shared.ts";
 
-export interface SftOptions {
-  benchmarks?: string[];
-  data?: string;
-  split: string;
-  questions: number | "all";
-  epochs: number;
-  lr: number;
-  schedule: "constant" | "cosine";
-  warmup: number;
-  batch_size: number;
-  weight_decay: number;
-  grad_clip: number;
-}
+/** `sft` options: demonstrations from manifest benchmarks, or a JSONL file of conversations. */
+export const sftOptionsSchema = z.strictObject({
+  benchmarks: z.array(z.string().min(1)).min(1).optional()
+    .describe("manifest benchmarks whose demonstrations to train on"),
+  data: z.string().min(1).optional()
+    .describe("a JSONL file of conversations, relative to the manifest"),
+  split: z.string().min(1).default("train"),
+  from: fromSchema,
+  questions: questionsSchema.default("all").describe("demonstrations per benchmark"),
+  epochs: z.int().min(1).default(3),
+  lr: z.number().positive().default(7e-6),
+  schedule: z.enum(["constant", "cosine"]).default("cosine"),
+  warmup: z.int().min(0).default(0).describe("warm-up steps"),
+  batch_size: z.int().min(1).default(8),
+  weight_decay: z.number().min(0).default(0.01),
+  grad_clip: z.number().positive().default(1.0),
+}).superRefine((v, ctx) => {
+  if ((v.benchmarks === undefined) === (v.data === undefined)) {
+    ctx.addIssue({
+      code: "custom",
+      path: [],
+      message: `exactly one of \`benchmarks\` or \`data\`, found ${
+        v.benchmarks === undefined ? "neither" : "both"
+      }`,
+    });
+  }
+});
+
+export type SftOptions = z.output<typeof sftOptionsSchema>;
 
 export const CHECKPOINT_EVERY = 25;
 
@@ -102,8 +125,7 @@ export function sftReport(curve: readonly Json[]): StageReport {
   return { format: STAGE_REPORT_FORMAT, training: [{ algorithm: "sft", steps }] };
 }
 
-export async function runSft(ctx: StageContext): Promise<StageResult> {
-  const o = ctx.config.options as unknown as SftOptions;
+export async function runSft(ctx: StageContext, o: SftOptions): Promise<StageResult> {
   const { model, tokenizer } = await trainableModel(ctx);
   const seqs: TrainSequence[] = (await demonstrations(ctx, o)).map((d) =>
     demonstrationSequence(d, tokenizer)
@@ -163,4 +185,11 @@ export async function runSft(ctx: StageContext): Promise<StageResult> {
   }
 }
 
-registerStage({ kind: "sft", run: runSft });
+/** The `sft` stage kind. */
+export const sftStage = defineStage({
+  kind: "sft",
+  options: sftOptionsSchema,
+  references: { benchmarks: { section: "benchmarks" } },
+  reads: (o, earlier, name) => weightsSource(o.from, earlier, name),
+  run: runSft,
+});

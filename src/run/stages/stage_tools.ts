@@ -20,6 +20,7 @@ import {
   type ToolReplay,
   type ToolRuntimeOptions,
 } from "../../tools/runtime.ts";
+import type { ToolCallRecord } from "../../plugin/contracts.ts";
 import { type QuestionRollout, toolCallSite } from "../../rollout/mod.ts";
 import type { StageContext, StageStore } from "../stages.ts";
 import { isToolCallsOutput } from "../tool_cache.ts";
@@ -33,7 +34,11 @@ export function toolCacheEnabled(
   return setting[tool] !== false;
 }
 
-/** One line of a stage's `tool_calls` output (canonical JSON; deterministic fields only). */
+/**
+ * One line of a stage's `tool_calls` output: a recorded call (ToolCallRecord, with its cache key
+ * and raw text) serialized with its site, as canonical JSON with these snake_case names. This is
+ * the stored format (replay reads it back): toolCallLine writes it, field by field.
+ */
 export interface ToolCallLine {
   type: "tool_call";
   /** The rolloutTasks label (a stage may roll out several times: steps, evaluations). */
@@ -52,8 +57,47 @@ export interface ToolCallLine {
   /** The tool's own text before the cap and "Error: " (only where it differs from `output`). */
   raw?: string;
   error: boolean;
+  /** ToolCallRecord.timedOut. */
   timed_out: boolean;
   truncated: boolean;
+}
+
+/** Where a stage's call was made: the rollout (its label), the question, the tree's call. */
+interface LineSite {
+  rollout: string;
+  taskId: string;
+  /** Key path of the calling trajectory, and the call's 1-based index along it. */
+  path: string;
+  call: number;
+}
+
+/**
+ * The `tool_calls` line of the call `c` made at `site`: the one mapping from a recorded call to
+ * the stored format (every field explicit; `raw` only where it differs from `output`).
+ */
+function toolCallLine(
+  site: LineSite,
+  c: Required<ToolCallRecord>,
+  key: string,
+  raw: string | undefined,
+): ToolCallLine {
+  const line: ToolCallLine = {
+    type: "tool_call",
+    rollout: site.rollout,
+    task_id: site.taskId,
+    path: site.path,
+    call: site.call,
+    tool: c.tool,
+    tag: c.tag,
+    key,
+    input: c.input,
+    output: c.output,
+    error: c.error,
+    timed_out: c.timedOut,
+    truncated: c.truncated,
+  };
+  if (raw !== undefined && raw !== c.output) line.raw = raw;
+  return line;
 }
 
 function scopedSite(label: string, site: string): string {
@@ -104,7 +148,7 @@ export class StageTools implements ToolRuntime {
    * collect, in tree order, with the raw text the runtime kept for each.
    */
   collect(label: string, questions: readonly QuestionRollout[]): void {
-    const bySite = new Map<string, ToolCallRecordEntry & { raw: string }>();
+    const bySite = new Map<string, ToolCallRecordEntry>();
     for (const r of this.runtime.drainRecords()) {
       if (r.site !== undefined && !bySite.has(r.site)) bySite.set(r.site, r);
     }
@@ -114,23 +158,9 @@ export class StageTools implements ToolRuntime {
         const path = tree.trajectories[c.trajectory]?.path ?? String(c.trajectory);
         const rec = bySite.get(scopedSite(label, toolCallSite(q.task.id, path, c.call)));
         const digest = this.#digests.get(c.tag);
-        const line: ToolCallLine = {
-          type: "tool_call",
-          rollout: label,
-          task_id: q.task.id,
-          path,
-          call: c.call,
-          tool: c.tool,
-          tag: c.tag,
-          key: rec?.key ?? (digest !== undefined ? toolCallKey(digest, c.input) : ""),
-          input: c.input,
-          output: c.output,
-          error: c.error,
-          timed_out: c.timedOut,
-          truncated: c.truncated,
-        };
-        if (rec !== undefined && rec.raw !== c.output) line.raw = rec.raw;
-        this.#lines.push(canonicalJson(line));
+        const key = rec?.key ?? (digest !== undefined ? toolCallKey(digest, c.input) : "");
+        const site = { rollout: label, taskId: q.task.id, path, call: c.call };
+        this.#lines.push(canonicalJson(toolCallLine(site, c, key, rec?.raw)));
       }
     }
   }

@@ -1,40 +1,19 @@
 /**
- * What the training stages (sft, rl) share: the policy factory that can start a policy from a
- * training checkpoint (`request.weights` = digest of a model.safetensors in the store), the
- * trainable model a stage starts from, and checkpoint save/load through the stage's
- * CheckpointApi (weights and AdamW state as store objects).
+ * What the training stages (sft, rl) share: the trainable model a stage starts from, a policy over
+ * new weights, and checkpoint save/load through the stage's CheckpointApi (weights and AdamW state
+ * as store objects).
  */
 import { ArpoError } from "../../errors.ts";
 import type { Json } from "../../store/canonical.ts";
 import type { DecoderModel } from "../../model/load.ts";
-import { parseSafetensors, serializeSafetensors, type TensorMap } from "../../model/safetensors.ts";
-import { validateWeights, weightsDigest } from "../../model/weights.ts";
-import { loadPolicyModel } from "../../policy/load.ts";
+import { serializeSafetensors, type TensorMap } from "../../model/safetensors.ts";
+import { weightsDigest } from "../../model/weights.ts";
 import { OnnxPolicy } from "../../policy/onnx_policy.ts";
-import type { TokenizerLike } from "../../policy/types.ts";
+import type { TokenizerLike } from "../../model/tokenizer.ts";
 import { checkpointBytes, parseCheckpoint } from "../../train/checkpoint.ts";
 import type { TrainerState } from "../../train/trainer.ts";
-import { defaultPolicyFactory } from "../policy.ts";
-import { setPolicyFactory, type StageContext } from "../stages.ts";
+import type { StageContext } from "../stages.ts";
 import { stagePolicy } from "./rollout_shared.ts";
-
-setPolicyFactory(async (input) => {
-  const w = input.request.weights;
-  if (w === undefined) return await defaultPolicyFactory(input);
-  const config = input.modelPath ? { model: input.modelPath } : input.manifest.policy;
-  const { model, tokenizer } = await loadPolicyModel(config, {
-    baseDir: input.baseDir,
-    seed: input.manifest.seed,
-  });
-  const bytes = await input.store.getBytes(w);
-  const where = `checkpoint weights ${w.slice(0, 12)}`;
-  const weights = validateWeights(model.config, parseSafetensors(bytes, where), where);
-  return await OnnxPolicy.create(
-    { config: model.config, weights, digest: weightsDigest(model.config, weights) },
-    tokenizer,
-    { threads: input.manifest.runtime.threads, device: input.manifest.runtime.device },
-  );
-});
 
 /** The model (config, weights) and tokenizer the stage trains: the latest earlier weights. */
 export async function trainableModel(

@@ -14,9 +14,9 @@ import {
   type PluginKind,
   type PluginOf,
   PluginOptionsError,
-} from "../plugin/contracts.ts";
-import { checkShape } from "../plugin/load.ts";
-import { type PluginList, resolveUse } from "../plugin/resolve.ts";
+} from "./contracts.ts";
+import { checkShape } from "./load.ts";
+import { type PluginList, resolveUse } from "./resolve.ts";
 
 export interface LocalContextOptions {
   name: string;
