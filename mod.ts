@@ -64,6 +64,7 @@ export {
 } from "./src/eval/boxed.ts";
 export { mathEqual, type MathEqualOptions, normalizeMath } from "./src/eval/math_equal.ts";
 export { accuracy, mean, meanF1, meanPassAtK, passAtK } from "./src/eval/metrics.ts";
+export { defaultCorrect } from "./src/eval/correct.ts";
 export {
   bootstrapCI,
   type BootstrapInterval,

@@ -87,10 +87,12 @@ stages:
     entropy_weight: 0.2,
     threshold: 0.5,
     branches_per_fork: 1,
-    entropy_norm: "vocab",
+    entropy_norm: "log_vocab",
+    decision: "sample",
     mode: "paper",
     reference_top_k: 10,
     reference_window: 20,
+    reference_init: "own",
   });
   assert.deepEqual(rl.options.clip, { low: 0.2, high: 0.2, dual: 3 });
   assert.equal(rl.options.lr, 1e-6);

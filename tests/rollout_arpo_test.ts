@@ -29,7 +29,7 @@ async function roll(script: Script, cfg: RolloutInput, ids = ["q1"]) {
   return { res, policy, tools, config };
 }
 
-Deno.test("paper mode: hand-worked branch, no-branch, filler and budget", async () => {
+Deno.test("paper mode, threshold rule: hand-worked branch, no-branch, filler and budget", async () => {
   const script: Script = (ctx) => {
     const p = pathOf(ctx);
     if (!ctx.response.includes("<result>")) return [{ text: "<python>q</python>", entropy: 1 }];
@@ -45,6 +45,7 @@ Deno.test("paper mode: hand-worked branch, no-branch, filler and budget", async 
     base_probability: 0.5,
     entropy_weight: 1,
     threshold: 0.5,
+    decision: "threshold",
     entropy_norm: "log_vocab",
   });
   const tree = res.questions[0].tree;
@@ -86,18 +87,25 @@ Deno.test("paper mode: hand-worked branch, no-branch, filler and budget", async 
   assert.equal(tree.trajectories.length, config.rollouts);
 });
 
-Deno.test("paper mode: vocab normalization and threshold are strict (P > τ)", async () => {
-  // Same entropies before and after: ΔH = 0, P = α = τ → no branch; all M come from fillers.
+Deno.test("threshold rule: vocab normalization by default, and strict (P > τ)", async () => {
+  // Same entropies before and after: ΔH = 0, P = α = τ → no branch; all M come from fillers. The
+  // last filler's call finds no budget left: recorded as "budget" (no branch could happen).
   const script: Script = (ctx) =>
     ctx.response.includes("<result>")
       ? [{ text: "<answer>x</answer><eos>", entropy: 1 }]
       : [{ text: "<search>s</search>", entropy: 1 }];
-  const { res } = await roll(script, { rollouts: 3, initial: 1, entropy_tokens: 3 });
+  const { res, config } = await roll(script, {
+    rollouts: 3,
+    initial: 1,
+    entropy_tokens: 3,
+    decision: "threshold",
+  });
+  assert.equal(config.entropyNormalization, "vocab", "the threshold rule's default divisor");
   const tree = res.questions[0].tree;
   assert.deepEqual(tree.forks.map((f) => [f.deltaH, f.p, f.decision]), [
     [0, 0.5, "no_branch"],
     [0, 0.5, "no_branch"],
-    [0, 0.5, "no_branch"],
+    [0, 0.5, "budget"],
   ]);
   assert.deepEqual(tree.trajectories.map((t) => t.kind), ["initial", "filler", "filler"]);
   assert.equal(paperDeltaH([3, 3], [1, 1, 1], 100), 0.04);
@@ -115,6 +123,7 @@ Deno.test("budget: Z children capped by M − N, later forks recorded as budget"
     initial: 1,
     branches_per_fork: 5,
     entropy_tokens: 2,
+    decision: "threshold",
   });
   const tree = res.questions[0].tree;
   assert.deepEqual(tree.trajectories.map((t) => t.path), ["0", "0/1.0", "0/1.1"]);

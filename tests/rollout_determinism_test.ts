@@ -58,13 +58,23 @@ async function run(
 
 const IDS = ["q0", "q1", "q2", "q3", "q4"];
 const CONFIGS: [string, RolloutInput][] = [
-  ["arpo paper", {
+  ["arpo paper threshold", {
     rollouts: 8,
     initial: 3,
     entropy_tokens: 3,
     entropy_weight: 50,
     entropy_norm: "log_vocab",
+    decision: "threshold",
     branches_per_fork: 2,
+  }],
+  // The defaults: paper probe, sampled decision, ln V.
+  ["arpo paper sample", { rollouts: 8, initial: 3, entropy_tokens: 3, branches_per_fork: 2 }],
+  ["arpo paper sample mean", {
+    rollouts: 8,
+    initial: 3,
+    entropy_tokens: 3,
+    entropy_norm: "mean",
+    entropy_weight: 0.4,
   }],
   ["arpo reference", {
     mode: "reference",
@@ -73,8 +83,27 @@ const CONFIGS: [string, RolloutInput][] = [
     reference_top_k: 0,
     branches_per_fork: 2,
   }],
+  ["arpo reference parent init, threshold", {
+    mode: "reference",
+    rollouts: 8,
+    initial: 3,
+    reference_top_k: 0,
+    reference_init: "parent",
+    decision: "threshold",
+    entropy_weight: 5,
+  }],
+  ["random paper", { algorithm: "random", rollouts: 8, initial: 3, branch_probability: 0.4 }],
+  ["random reference", {
+    algorithm: "random",
+    mode: "reference",
+    rollouts: 8,
+    initial: 3,
+    reference_top_k: 0,
+    branches_per_fork: 2,
+  }],
   ["grpo", { algorithm: "grpo", rollouts: 4 }],
 ];
+const configNamed = (name: string) => CONFIGS.find((c) => c[0] === name)![1];
 
 for (const [name, cfg] of CONFIGS) {
   Deno.test(`determinism (${name}): batch composition and tool completion order`, async () => {
@@ -90,7 +119,7 @@ for (const [name, cfg] of CONFIGS) {
     // The rollout is not trivial: tool calls happened.
     const all = [...together.lines.values()].join("");
     assert.ok(all.includes('"type":"tool_call"'));
-    if (name.startsWith("arpo")) assert.ok(all.includes('"decision":"branch"'));
+    if (!name.startsWith("grpo")) assert.ok(all.includes('"decision":"branch"'), "some branches");
   });
 }
 
@@ -105,7 +134,7 @@ Deno.test("tool completion order really differs between jitter seeds", async () 
 });
 
 Deno.test("prefix reuse: forks forward fewer tokens than re-running every trajectory", async () => {
-  const cfg = CONFIGS[0][1];
+  const cfg = configNamed("arpo paper threshold");
   const r = await run(IDS, cfg, 0);
   const ratio = r.forwarded / r.scratch;
   console.log(
@@ -113,7 +142,7 @@ Deno.test("prefix reuse: forks forward fewer tokens than re-running every trajec
       `ratio ${ratio.toFixed(3)}`,
   );
   assert.ok(r.forwarded < r.scratch);
-  const g = await run(IDS, CONFIGS[2][1], 0);
+  const g = await run(IDS, configNamed("grpo"), 0);
   console.log(`GRPO (M=4): forwarded ${g.forwarded} vs from scratch ${g.scratch}`);
   // Without forks there is nothing to share: exactly the from-scratch count.
   assert.equal(g.forwarded, g.scratch);

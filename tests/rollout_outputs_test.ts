@@ -28,7 +28,7 @@ Deno.test("group advantages: unbiased std, +1e-6, group of one → 0", () => {
   assert.deepEqual(groupAdvantages([]), []);
 });
 
-// Hand-worked tree (same as the paper-mode test): 0 branches into 2; 1 does not; filler 3.
+// Hand-worked tree (same as the paper-mode threshold test): 0 branches into 2; 1 does not; filler 3.
 const script: Script = (ctx) => {
   const p = String(ctx.path.at(-1));
   if (!ctx.response.includes("<result>")) return [{ text: "<python>q</python>", entropy: 1 }];
@@ -46,6 +46,7 @@ async function handWorked() {
     initial: 2,
     entropy_tokens: 2,
     entropy_weight: 1,
+    decision: "threshold",
     entropy_norm: "log_vocab",
   });
   const task = { id: "t1", prompt: "Q", answers: ["A"] };
@@ -101,6 +102,12 @@ Deno.test("metrics: tool calls, branching, ΔH, entropy by distance, lengths", a
   assert.equal(m.branching.children, 1);
   assert.equal(m.branching.fillers, 1);
   const lnV = Math.log(policy.vocabSize);
+  // Decisions: branch, no_branch and the filler's budget-blocked one, which counts.
+  assert.equal(m.branching.decided, 3);
+  assert.equal(m.branching.branchRate, 1 / 3);
+  assert.equal(m.branching.openBranchRate, 1 / 2);
+  assert.ok(Math.abs(m.branching.deltaHBranched! - 2 / lnV) < 1e-12);
+  assert.ok(Math.abs(m.branching.deltaHNotBranched! - -1 / lnV) < 1e-12);
   assert.equal(m.deltaH.count, 3);
   assert.ok(Math.abs(m.deltaH.max - 4 / lnV) < 1e-12, "filler: (3−1)·2 / ln V");
   assert.ok(Math.abs(m.deltaH.min - -1 / lnV) < 1e-12);
@@ -155,8 +162,16 @@ Deno.test("artefacts: canonical JSON lines, no timings, digests, read back", asy
 Deno.test("config: defaults, errors name the field", () => {
   const c = parseRolloutConfig({ mode: "reference" });
   assert.equal(c.entropyNormalization, "log_vocab");
+  assert.equal(c.referenceInit, "own");
+  // Default: paper probe, sampled decision, ln V (ΔH O(1), so β acts); threshold → V.
   const d = parseRolloutConfig({});
-  assert.equal(d.entropyNormalization, "vocab");
+  assert.deepEqual([d.mode, d.decision, d.entropyNormalization], ["paper", "sample", "log_vocab"]);
+  assert.equal(parseRolloutConfig({ decision: "threshold" }).entropyNormalization, "vocab");
+  assert.equal(
+    parseRolloutConfig({ decision: "threshold", entropy_norm: "mean" }).entropyNormalization,
+    "mean",
+  );
+  assert.equal(d.branchProbability, undefined);
   // The rl stage's defaults: M=8, N=4.
   assert.deepEqual([d.rollouts, d.initial], [8, 4]);
   assert.equal(parseRolloutConfig({ algorithm: "grpo", rollouts: 5, initial: 2 }).initial, 5);

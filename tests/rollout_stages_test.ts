@@ -186,6 +186,24 @@ Deno.test("rl dry run: per-step batches with advantages; resume gives the same o
   ]);
   const idx = JSON.parse(new TextDecoder().decode(full.objects.get(r.outputs.rollouts_1)!));
   assert.equal(idx.questions.length, 2);
+  // Per-step branching statistics, and their totals over the steps in the stage metrics.
+  const steps = JSON.parse(new TextDecoder().decode(full.objects.get(r.outputs.batches)!)).steps;
+  let decisions = 0, branches = 0, calls = 0, trajectories = 0;
+  for (const s of steps) {
+    for (const k of ["decisions", "branch_rate", "forks_per_question", "trajectories"]) {
+      assert.equal(typeof s[k], "number", k);
+    }
+    assert.ok("delta_h_branched" in s && "delta_h_not_branched" in s);
+    decisions += s.decisions;
+    branches += s.branches;
+    calls += s.tool_calls_per_trajectory * s.trajectories;
+    trajectories += s.trajectories;
+  }
+  assert.ok(decisions > 0);
+  assert.equal(r.metrics!.branch_rate, branches / decisions);
+  assert.ok(
+    Math.abs((r.metrics!.tool_calls_per_trajectory as number) - calls / trajectories) < 1e-12,
+  );
   assert.deepEqual(idx.context.step, 1);
   for (const q of idx.questions) {
     const tree = parseTreeLines(new TextDecoder().decode(full.objects.get(q.tree)!));

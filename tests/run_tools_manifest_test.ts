@@ -40,11 +40,14 @@ function stageRollout(yaml: string, stage = 0) {
   return { raw: o.rollout, config: rolloutConfig(o.rollout, o.sampling) };
 }
 
-Deno.test("manifest: rollout.entropy_norm defaults by mode (paper: vocab, reference: log_vocab)", () => {
+Deno.test("manifest: rollout.entropy_norm defaults by decision (threshold: vocab, sample: log_vocab)", () => {
   const paper = stageRollout("stages: [{rl: {}}]\n");
   assert.equal(paper.raw.mode, "paper");
-  assert.equal(paper.raw.entropy_norm, "vocab");
-  assert.equal(paper.config.entropyNormalization, "vocab");
+  assert.equal(paper.raw.decision, "sample");
+  assert.equal(paper.raw.entropy_norm, "log_vocab");
+  assert.equal(paper.config.entropyNormalization, "log_vocab");
+  const threshold = stageRollout("stages: [{rl: {rollout: {decision: threshold}}}]\n");
+  assert.equal(threshold.config.entropyNormalization, "vocab");
   const ref = stageRollout("stages: [{rl: {rollout: {mode: reference}}}]\n");
   assert.equal(ref.raw.entropy_norm, "log_vocab");
   assert.equal(ref.config.entropyNormalization, "log_vocab");
@@ -56,7 +59,7 @@ Deno.test("manifest: rollout.entropy_norm defaults by mode (paper: vocab, refere
   // Bad values still name the field.
   assert.match(
     parseError(TOOLS + "stages: [{rl: {rollout: {entropy_norm: ln}}}]\n").message,
-    /stages\[0\]\.rl\.rollout\.entropy_norm: expected one of `vocab` or `log_vocab`/,
+    /stages\[0\]\.rl\.rollout\.entropy_norm: expected one of `vocab`, `log_vocab` or `mean`/,
   );
 });
 

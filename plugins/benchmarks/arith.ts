@@ -17,6 +17,8 @@ import {
   ArpoError,
   buildPrompt,
   defineBenchmark,
+  mathEqual,
+  normalizeMath,
   promptTools,
   type Stream,
   stream,
@@ -66,8 +68,12 @@ const options = z.object({
    * the protocol from demonstrations and have no room for a long preamble).
    */
   system: z.string().nullable().optional(),
-  /** Demonstration style: `full` prose reasoning, or `short` (the protocol with minimal text). */
-  demo_style: z.enum(["full", "short"]).default("full"),
+  /**
+   * Demonstration style: `full` prose reasoning; `short` (the protocol with minimal text, one
+   * call); `steps` (one python call per additive term, each call after the first building on the
+   * value the previous result printed, so the query right after a result depends on it).
+   */
+  demo_style: z.enum(["full", "short", "steps"]).default("full"),
 }).strict();
 
 type Options = z.output<typeof options>;
@@ -177,10 +183,20 @@ export function makeProblem(form: Form, rng: Stream, o: Options): ArithProblem {
 
 /**
  * The demonstration response for a problem (exactly what the tools print). `short` keeps the
- * protocol but drops the prose, for small models whose cost grows with every token.
+ * protocol but drops the prose, for small models whose cost grows with every token; `steps` makes
+ * one call per additive term (arithSteps).
  */
-export function arithDemonstration(p: ArithProblem, style: "full" | "short" = "full"): string {
+export function arithDemonstration(
+  p: ArithProblem,
+  style: "full" | "short" | "steps" = "full",
+): string {
   const value = p.value.toString();
+  if (style === "steps") {
+    const calls = arithSteps(p.expression).map((s) =>
+      `<python>print(${s.code})</python> <result>\n${s.value}\n</result>`
+    );
+    return `<think>Use Python.</think>${calls.join("")}<answer>\\boxed{${value}}</answer>`;
+  }
   const think = style === "short"
     ? "<think>Use Python.</think>"
     : `<think>I need ${p.expression}; the numbers are too large to multiply reliably in my ` +
@@ -188,6 +204,68 @@ export function arithDemonstration(p: ArithProblem, style: "full" | "short" = "f
   const answer = style === "short" ? `\\boxed{${value}}` : `The answer is \\boxed{${value}}.`;
   return `${think}<python>print(${p.expression})</python> ` +
     `<result>\n${value}\n</result><answer>${answer}</answer>`;
+}
+
+/** One python call of a `steps` demonstration: its code and what it prints. */
+export interface ArithStep {
+  code: string;
+  value: bigint;
+}
+
+/**
+ * The calls that compute `expression` one additive term at a time: the first computes the first
+ * term (with any plain numbers before the first product), each later one adds or subtracts the
+ * next term to the value the previous call printed: `a * b + c * d` → `print(a * b)` → X, then
+ * `print(X + c * d)`.
+ */
+export function arithSteps(expression: string): ArithStep[] {
+  const tokens = expression.split(" ");
+  // Additive terms with their signs: [["+", "a * b"], ["-", "c"], …].
+  const terms: [string, string[]][] = [["+", [tokens[0]]]];
+  for (let i = 1; i < tokens.length; i += 2) {
+    const op = tokens[i], num = tokens[i + 1];
+    if (op === "*") terms[terms.length - 1][1].push("*", num);
+    else terms.push([op, [num]]);
+  }
+  const run = (code: string): ArithStep => {
+    const parts = code.split(" ");
+    const nums = parts.filter((_, i) => i % 2 === 0).map((x) => BigInt(x));
+    return { code, value: evalExpr(nums, parts.filter((_, i) => i % 2 === 1)) };
+  };
+  const steps: ArithStep[] = [];
+  let code = terms[0][1].join(" ");
+  for (const [op, parts] of terms.slice(1)) {
+    // Plain numbers so far need no call of their own: they join the next term.
+    if (!code.includes("*")) {
+      code += ` ${op} ${parts.join(" ")}`;
+      continue;
+    }
+    const step = run(code);
+    steps.push(step);
+    code = `${step.value} ${op} ${parts.join(" ")}`;
+  }
+  steps.push(run(code));
+  return steps;
+}
+
+/** An answer written as an integer (`1926`, `1,926`, `1926.0`, `$-1926$`), exactly; else null. */
+function integerAnswer(answer: string): bigint | null {
+  // Drop a zero fraction first: normalizeMath reads decimals as floats, which lose digits.
+  let s = normalizeMath(answer.replace(/(\d)\.0+(?!\d)/g, "$1"));
+  if (/^-?\d{1,3}(,\d{3})+$/.test(s)) s = s.replaceAll(",", "");
+  return /^-?\d+$/.test(s) ? BigInt(s) : null;
+}
+
+/**
+ * The arith benchmark's correctness: mathematical equality with the exact value. An answer
+ * written as an integer is compared exactly (the values have up to ~25 digits, where a float
+ * tolerance would accept a wrong last digit); any other form (`\frac{3852}{2}`) by `mathEqual`
+ * without tolerance. So `\boxed{1926.0}` and `\boxed{1,926}` answer 1926.
+ */
+export function arithCorrect(answer: string, gold: string): boolean {
+  const a = integerAnswer(answer), g = integerAnswer(gold);
+  if (a !== null && g !== null) return a === g;
+  return mathEqual(answer, gold, { relTol: 0, absTol: 0 });
 }
 
 /** Generate the three splits: test first, then rl, then train, skipping used expressions. */
@@ -248,6 +326,7 @@ export default defineBenchmark({
         check(split);
         return tasks[split];
       },
+      correct: (answer: string, task: Task) => task.answers.some((a) => arithCorrect(answer, a)),
       demonstrations(split: string) {
         check(split);
         return problems[split].map((p, i) => ({

@@ -1,4 +1,4 @@
-/** Preset: HotpotQA dev (question, list of aliases), in the ARPO release's JSONL layout. Takes `path` (and any jsonl option). */
+/** Preset: HotpotQA dev (question, list of aliases), in the ARPO release's JSONL layout. Takes `path` (and any jsonl option). Correct: exact match after SQuAD normalization, any alias. */
 import { jsonlBenchmark } from "./jsonl.ts";
 
-export default jsonlBenchmark("hotpotqa", { answer_extract: "none" });
+export default jsonlBenchmark("hotpotqa", { answer_extract: "none", judge: "exact" });

@@ -4,11 +4,18 @@
  * `answer_field` (default `answer`) as a string, a number or a list of aliases. GSM8K solutions
  * keep only the final answer after `####`. The presets (gsm8k.ts, math500.ts, …) call
  * `jsonlBenchmark` with their defaults.
+ *
+ * Correctness (what accuracy and pass@k count) is the `judge` option: `exact`, exact match after
+ * SQuAD normalization against any alias (the QA presets: hotpotqa, 2wiki, musique, bamboogle, and
+ * plain `jsonl`); `math`, mathematical equivalence (`mathEqual`: `\boxed{0.5}` answers `\frac12`;
+ * the math presets: gsm8k, math500, aime24, aime25).
  */
 import {
   ArpoError,
   buildPrompt,
   defineBenchmark,
+  exactMatch,
+  mathEqual,
   type PluginFactory,
   promptTools,
   type Task,
@@ -33,9 +40,21 @@ export const jsonlOptions = z.object({
   /** Tools the system prompt describes; `system` replaces the whole system prompt (null: none). */
   tools: z.array(z.string()).default(["search", "python"]),
   system: z.string().nullable().optional(),
+  /**
+   * How an answer is judged correct: `exact` (exact match after SQuAD normalization, any alias)
+   * or `math` (mathematical equivalence, `mathEqual`).
+   */
+  judge: z.enum(["exact", "math"]).default("exact"),
 }).strict();
 
 export type JsonlOptions = z.output<typeof jsonlOptions>;
+
+/** How a judge decides: whether `answer` is correct for one of `answers`. */
+export const JUDGES: Record<JsonlOptions["judge"], (answer: string, answers: string[]) => boolean> =
+  {
+    exact: (answer, answers) => exactMatch(answer, answers) === 1,
+    math: (answer, answers) => answers.some((a) => mathEqual(answer, a)),
+  };
 
 /** The final answer of a GSM8K solution ("… #### 18" → "18"), or null when it has no `####`. */
 export function gsm8kFinal(solution: string): string | null {
@@ -149,8 +168,10 @@ export function jsonlBenchmark(
     async create(o, ctx) {
       const text = await ctx.readText(o.path);
       const tasks = parseJsonlTasks(text, o, o.path, dataset);
+      const judge = JUDGES[o.judge];
       return {
         splits: [o.split],
+        correct: (answer: string, task: Task) => judge(answer, task.answers),
         tasks(split: string) {
           if (split !== o.split) {
             throw new ArpoError(

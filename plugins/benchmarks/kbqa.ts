@@ -21,6 +21,7 @@ import {
   buildPrompt,
   defineBenchmark,
   type Document,
+  exactMatch,
   LocalIndex,
   promptTools,
   searchDocuments,
@@ -507,6 +508,8 @@ export default defineBenchmark({
         }));
       },
       documents: () => kb.documents,
+      // Exact match after SQuAD normalization (names, years and counts; as the default).
+      correct: (answer: string, task: Task) => exactMatch(answer, task.answers) === 1,
     };
   },
 });

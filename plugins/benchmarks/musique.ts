@@ -1,4 +1,4 @@
-/** Preset: MuSiQue (question, list of aliases), in the ARPO release's JSONL layout. Takes `path` (and any jsonl option). */
+/** Preset: MuSiQue (question, list of aliases), in the ARPO release's JSONL layout. Takes `path` (and any jsonl option). Correct: exact match after SQuAD normalization, any alias. */
 import { jsonlBenchmark } from "./jsonl.ts";
 
-export default jsonlBenchmark("musique", { answer_extract: "none" });
+export default jsonlBenchmark("musique", { answer_extract: "none", judge: "exact" });

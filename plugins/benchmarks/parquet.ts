@@ -6,9 +6,22 @@
  * (a Python "\b" escape that was never doubled). With `repair_backspace` (the default) every
  * U+0008 in a prompt becomes the two characters `\b`, which is what the authors meant; the byte
  * never belongs in text a model reads. Set it to false to serve the bytes exactly as stored.
+ *
+ * Correctness (what accuracy and pass@k count) is the `judge` option: `exact`, exact match after
+ * SQuAD normalization against any alias; `math`, mathematical equivalence (`mathEqual`); `auto`
+ * (the default), per row by its `ability`: `math` rows by mathEqual, the others (`qa`) by exact
+ * match. The release's valid.parquet has 100 math and 80 qa rows.
  */
 import { parquetReadObjects } from "hyparquet";
-import { ArpoError, type ChatMessage, defineBenchmark, type Task, z } from "arpo-lab";
+import {
+  ArpoError,
+  type ChatMessage,
+  defineBenchmark,
+  exactMatch,
+  mathEqual,
+  type Task,
+  z,
+} from "arpo-lab";
 
 const ROLES = new Set(["system", "user", "assistant", "tool"]);
 
@@ -33,6 +46,8 @@ export default defineBenchmark({
     /** Only rows whose data_source is one of these. */
     data_sources: z.array(z.string()).optional(),
     repair_backspace: z.boolean().default(true),
+    /** How answers are judged correct: `exact`, `math`, or `auto` (by each row's `ability`). */
+    judge: z.enum(["auto", "exact", "math"]).default("auto"),
   }).strict(),
   async create(o, ctx) {
     const bytes = await ctx.readFile(o.path);
@@ -45,6 +60,7 @@ export default defineBenchmark({
     }
     const fix = (s: string) => (o.repair_backspace ? s.replaceAll("\u0008", "\\b") : s);
     const tasks: Task[] = [];
+    const mathTasks = new Set<string>(); // ids of the tasks judged by mathEqual
     const seen = new Set<string>();
     for (let r = 0; r < rows.length; r++) {
       const row = rows[r];
@@ -85,13 +101,15 @@ export default defineBenchmark({
       let id = extra.index !== undefined ? String(extra.index) : String(r);
       if (seen.has(id)) id = `row${r}`;
       seen.add(id);
+      const ability = toJson(row.ability) ?? null;
+      if (o.judge === "math" || (o.judge === "auto" && ability === "math")) mathTasks.add(id);
       tasks.push({
         id,
         prompt,
         answers,
         meta: {
           data_source: source,
-          ability: toJson(row.ability) ?? null,
+          ability,
           extra_info: extra,
           row: r,
         },
@@ -106,6 +124,10 @@ export default defineBenchmark({
         }
         return tasks;
       },
+      correct: (answer: string, task: Task) =>
+        mathTasks.has(task.id)
+          ? task.answers.some((a) => mathEqual(answer, a))
+          : exactMatch(answer, task.answers) === 1,
     };
   },
 });

@@ -200,6 +200,16 @@ export interface Benchmark {
   demonstrations?(split: string): Promise<Demonstration[]> | Demonstration[];
   /** A corpus that belongs to the benchmark (a generated knowledge base), for search tools. */
   documents?(): Promise<Document[]> | Document[];
+  /**
+   * Whether `answer` answers `task` correctly: what accuracy and pass@k count (the eval stage and
+   * the rl stage's evaluation), whatever the reward. `answer` is the trajectory's final answer,
+   * the content of the last `\boxed{…}` inside `<answer>` (`boxedAnswer`); a response that breaks
+   * the tag protocol (`checkFormat` with the stage's tools) or has no boxed answer is incorrect
+   * without asking. When absent, the answer is correct if it equals an accepted answer after
+   * SQuAD normalization (`defaultCorrect`: `exactMatch(answer, task.answers) === 1`). Must be
+   * pure and synchronous, like a reward: no clock, randomness, network or file reads.
+   */
+  correct?(answer: string, task: Task): boolean;
 }
 
 /** Any plugin: a tool, a reward or a benchmark. */
@@ -420,9 +430,9 @@ export function defineReward<S extends z.ZodType = z.ZodObject>(
  * @param def The options schema, a description and `create`.
  * @returns The plugin factory: it parses the options, then calls `create`.
  *
- * @example A synthetic benchmark with one split
+ * @example A synthetic benchmark with one split, judged by mathematical equality
  * ```ts
- * import { buildPrompt, defineBenchmark, z } from "arpo-lab";
+ * import { buildPrompt, defineBenchmark, mathEqual, z } from "arpo-lab";
  * import assert from "node:assert/strict";
  *
  * const doubling = defineBenchmark({
@@ -434,7 +444,12 @@ export function defineReward<S extends z.ZodType = z.ZodObject>(
  *       prompt: buildPrompt(`What is twice ${n}?`, { tools: [] }),
  *       answers: [String(2 * n)],
  *     }));
- *     return { splits: ["test"], tasks: () => tasks };
+ *     return {
+ *       splits: ["test"],
+ *       tasks: () => tasks,
+ *       // `\boxed{4.0}` answers "4" (without `correct`: exact match after normalization).
+ *       correct: (answer, task) => task.answers.some((a) => mathEqual(answer, a)),
+ *     };
  *   },
  * });
  * assert.equal(doubling.pluginKind, "benchmark"); // a module does `export default doubling;`

@@ -450,5 +450,7 @@ function guardBenchmark(b: Benchmark, label: string): Benchmark {
   };
   if (b.demonstrations) g.demonstrations = wrap("demonstrations", b.demonstrations);
   if (b.documents) g.documents = wrap("documents", b.documents);
+  // Synchronous, called once per sample: the eval stage reports a throw naming the task.
+  if (b.correct) g.correct = b.correct.bind(b);
   return g;
 }

@@ -303,3 +303,31 @@ export const CLIENT_JS = String.raw`
   if (buttons.length) buttons[0].click();
 })();
 `;
+
+/** Where the sweep additions go: right before a plot is created. */
+const BANDS_ANCHOR = "    try {\n      var u = new uPlot(opts, ";
+
+/**
+ * Sweep plots' extras, inserted before each plot is created: per-series line widths, hidden
+ * point markers (band edges), and uPlot bands filled between two series.
+ */
+const BANDS_JS = String.raw`    s.series.forEach(function (ser, i) {
+      if (typeof ser.width === "number") series[i + 1].width = ser.width;
+      if (ser.points === false) series[i + 1].points = { show: false };
+    });
+    if (s.bands && s.bands.length) {
+      opts.bands = s.bands.map(function (b) {
+        return { series: [b.upper + 1, b.lower + 1], fill: b.fill };
+      });
+    }
+`;
+
+if (CLIENT_JS.split(BANDS_ANCHOR).length !== 2) {
+  throw new Error("report/client.ts: the sweep additions' anchor is not in CLIENT_JS once");
+}
+
+/**
+ * The page script of a sweep report: CLIENT_JS plus band support. CLIENT_JS itself is unchanged,
+ * so single-run and comparison reports keep their bytes.
+ */
+export const SWEEP_CLIENT_JS = CLIENT_JS.replace(BANDS_ANCHOR, BANDS_JS + BANDS_ANCHOR);

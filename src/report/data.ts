@@ -9,6 +9,7 @@
  * series). Times are milliseconds.
  */
 import type { ToolCallNode } from "../rollout/tree.ts";
+import type { SweepAggregate } from "../store/sweeps.ts";
 
 export const REPORT_DATA_FORMAT = "arpo-report-data/1";
 
@@ -269,4 +270,20 @@ export interface StageReport {
    * entropy curves, and, when `training` is absent, per-step rollout curves.
    */
   rollouts?: string[];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sweeps (one manifest run once per seed): what the sweep report shows besides each seed's run
+
+/** A sweep as its report shows it (store/sweeps.ts SweepRecord, the parts the page needs). */
+export interface SweepInfo {
+  id: string;
+  name: string;
+  description?: string;
+  status?: string;
+  seeds: number[];
+  /** Each seed's run (id null: not started or failed before it had one). */
+  runs: { seed: number; id: string | null; status: string }[];
+  /** Mean, interval, IQM and per-seed values of every stage metric (SweepAggregate as is). */
+  aggregate?: SweepAggregate;
 }

@@ -14,7 +14,18 @@ export interface PlotSeries {
   label: string;
   color: string;
   dash?: number[];
+  /** Line width in CSS pixels (default the page's, 1.75); sweep plots only. */
+  width?: number;
+  /** False: no point markers (band edges); sweep plots only. */
+  points?: false;
   values: (number | null)[];
+}
+
+/** A filled band between two series of a plot (indices into `series`); sweep plots only. */
+export interface PlotBand {
+  upper: number;
+  lower: number;
+  fill: string;
 }
 
 export interface PlotSpec {
@@ -27,6 +38,8 @@ export interface PlotSpec {
   /** Ascending x values shared by all series (uPlot's aligned-data layout). */
   x: number[];
   series: PlotSeries[];
+  /** Bands filled between two series (sweep plots: min–max over seeds). */
+  bands?: PlotBand[];
   note?: string;
 }
 
@@ -452,6 +465,135 @@ export function buildPlots(runs: readonly ReportData[]): PlotSpec[] {
   return [
     ...trainingPlots(runs, colors, "rl"),
     ...trainingPlots(runs, colors, "sft"),
+    ...entropyPlots(runs, colors),
+    ...forkPlots(runs),
+    ...branchingPlots(runs, colors),
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// sweeps: one run per seed
+
+/** What the band of a sweep plot spans, said under every such plot. */
+export const SWEEP_BAND_NOTE =
+  "thin lines: each seed; thick line: mean over seeds; band: min–max over seeds";
+
+/** The steps of one training stage in every seed's run (runs in seed order). */
+interface SweepStage {
+  stage: string;
+  color: string;
+  /** Per run, its steps (empty when that run has no such stage). */
+  perRun: StepMetrics[][];
+}
+
+function sweepStages(runs: readonly ReportData[], which: "rl" | "sft"): SweepStage[] {
+  const colors = new Colors(false);
+  const out: SweepStage[] = [];
+  runs.forEach((d, ri) => {
+    for (const t of d.training ?? []) {
+      if ((t.algorithm === "sft") !== (which === "sft")) continue;
+      let s = out.find((x) => x.stage === t.stage);
+      if (!s) {
+        s = { stage: t.stage, color: colors.get(0, t.stage), perRun: runs.map(() => []) };
+        out.push(s);
+      }
+      s.perRun[ri] = [...(t.steps ?? [])].filter((x) => num(x?.step) !== null)
+        .sort((a, b) => a.step - b.step);
+    }
+  });
+  return out;
+}
+
+/**
+ * One sweep plot of a training metric: per stage, every seed's curve (thin), the mean over the
+ * seeds that have a value at a step (thick) and the min–max band over them.
+ */
+function sweepPlot(
+  runs: readonly ReportData[],
+  stages: SweepStage[],
+  which: "rl" | "sft",
+  id: string,
+  title: string,
+  y: string,
+  get: (s: StepMetrics) => unknown,
+): PlotSpec[] {
+  const raw: RawSeries[] = [];
+  const styles: { width: number; edge?: true }[] = [];
+  const bandPairs: { upper: number; lower: number; fill: string }[] = [];
+  for (const st of stages) {
+    const bySeed = st.perRun.map((steps) =>
+      steps.map((s): [number, number | null] => [
+        s.step,
+        num(get(s)),
+      ])
+    );
+    const at = new Map<number, number[]>();
+    for (const pts of bySeed) {
+      for (const [x, v] of pts) if (v !== null) at.set(x, [...(at.get(x) ?? []), v]);
+    }
+    if (at.size === 0) continue;
+    bySeed.forEach((points, ri) => {
+      if (!points.length) return;
+      raw.push({ label: seriesLabel(runs[ri].run.name, st.stage), color: st.color, points });
+      styles.push({ width: 1 });
+    });
+    const xs = [...at.keys()].sort((a, b) => a - b);
+    const stat = (f: (v: number[]) => number) =>
+      xs.map((x): [number, number | null] => [x, f(at.get(x)!)]);
+    raw.push({
+      label: seriesLabel("mean", st.stage),
+      color: st.color,
+      points: stat((v) => v.reduce((a, b) => a + b, 0) / v.length),
+    });
+    styles.push({ width: 3 });
+    bandPairs.push({ upper: raw.length + 1, lower: raw.length, fill: st.color + "33" });
+    raw.push({
+      label: seriesLabel("min", st.stage),
+      color: st.color + "66",
+      points: stat((v) => Math.min(...v)),
+    });
+    raw.push({
+      label: seriesLabel("max", st.stage),
+      color: st.color + "66",
+      points: stat((v) => Math.max(...v)),
+    });
+    styles.push({ width: 0.5, edge: true }, { width: 0.5, edge: true });
+  }
+  const specs = trainingPlot(which, id, title, y, raw);
+  for (const spec of specs) {
+    spec.series.forEach((s, i) => {
+      s.width = styles[i].width;
+      if (styles[i].edge) s.points = false;
+    });
+    spec.bands = bandPairs;
+    spec.note = SWEEP_BAND_NOTE;
+  }
+  return specs;
+}
+
+function sweepTrainingPlots(runs: readonly ReportData[], which: "rl" | "sft"): PlotSpec[] {
+  const stages = sweepStages(runs, which);
+  if (!stages.length) return [];
+  const curves = which === "sft"
+    ? SCALAR_CURVES.filter((c) => c.id === "loss" || c.id === "grad_norm")
+    : [
+      ...SCALAR_CURVES.slice(0, 2),
+      { id: TOOL_CALLS.id, title: TOOL_CALLS.title, y: TOOL_CALLS.y, get: TOOL_CALLS.total! },
+      ...SCALAR_CURVES.slice(2),
+    ];
+  return curves.flatMap((c) => sweepPlot(runs, stages, which, c.id, c.title, c.y, c.get));
+}
+
+/**
+ * The plots of a sweep (`runs`: one ReportData per seed, in seed order, each named after its
+ * seed): training curves of every seed with the mean and a min–max band per stage; entropy,
+ * fork and branching plots overlaid as for compared runs.
+ */
+export function buildSweepPlots(runs: readonly ReportData[]): PlotSpec[] {
+  const colors = new Colors(runs.length > 1);
+  return [
+    ...sweepTrainingPlots(runs, "rl"),
+    ...sweepTrainingPlots(runs, "sft"),
     ...entropyPlots(runs, colors),
     ...forkPlots(runs),
     ...branchingPlots(runs, colors),

@@ -8,10 +8,17 @@ import { createRequire } from "node:module";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import uPlot from "uplot";
 import { ArpoError } from "../errors.ts";
-import { CLIENT_JS } from "./client.ts";
-import type { EntropyCurve, ReportData, ReportTree, StepMetrics } from "./data.ts";
+import { CLIENT_JS, SWEEP_CLIENT_JS } from "./client.ts";
+import type { EntropyCurve, ReportData, ReportTree, StepMetrics, SweepInfo } from "./data.ts";
 import { esc, fmt, fmtMetric, fmtMs, jsonForScript, num, table } from "./html.ts";
-import { buildPlots, type PlotSection, type PlotSpec, runLabel } from "./plots.ts";
+import {
+  buildPlots,
+  buildSweepPlots,
+  type PlotSection,
+  type PlotSpec,
+  runLabel,
+  SWEEP_BAND_NOTE,
+} from "./plots.ts";
 
 export interface RenderOptions {
   /** Trees per run in the rollout browser (default 40); the rest are left out, and said so. */
@@ -114,6 +121,10 @@ function n(x: unknown): string {
 }
 
 function runHeader(runs: ReportData[]): string {
+  return runsTable(runs) + settingsTable(runs);
+}
+
+function runsTable(runs: ReportData[]): string {
   const rows = runs.map((d) => {
     const m = d.run.manifest;
     const st = d.run.status ?? "";
@@ -129,11 +140,15 @@ function runHeader(runs: ReportData[]): string {
       esc(fmtMs(d.run.wallMs)),
     ];
   });
-  let html = table(
+  return table(
     ["run", "name", "status", "seed", "policy", "plugins", "wall time"],
     rows,
     { id: "runs-table" },
   );
+}
+
+function settingsTable(runs: ReportData[]): string {
+  let html = "";
   const settings = runs.flatMap((d) =>
     Object.entries(d.run.manifest?.settings ?? {}).map(([k, v]) => [d, k, v] as const)
   );
@@ -426,6 +441,16 @@ function section(id: string, title: string, body: string): string {
 /** Render one run, or several overlaid for comparison, as a self-contained HTML page. */
 export function renderReport(data: ReportData | ReportData[], opts: RenderOptions = {}): string {
   const runs = Array.isArray(data) ? data : [data];
+  checkRuns(runs);
+  const specs = buildPlots(runs);
+  const title = runs.length === 1
+    ? `arpo report — ${runs[0].run.name} (${runs[0].run.id.slice(0, 12)})`
+    : `arpo comparison — ${runs.map((d) => d.run.name).join(" vs ")}`;
+  const head = section("overview", runs.length === 1 ? "Run" : "Runs", runHeader(runs));
+  return page(title, [head], runs, specs, opts, CLIENT_JS);
+}
+
+function checkRuns(runs: ReportData[]): void {
   if (runs.length === 0) throw new ArpoError("report: no runs to render");
   runs.forEach((d, i) => {
     if (!d || typeof d.run?.id !== "string" || typeof d.run?.name !== "string") {
@@ -434,15 +459,21 @@ export function renderReport(data: ReportData | ReportData[], opts: RenderOption
       );
     }
   });
-  const { js, css } = uplotAssets();
-  const specs = buildPlots(runs);
-  const { trees, left } = browserTrees(runs, opts.maxTrees ?? 40);
-  const title = runs.length === 1
-    ? `arpo report — ${runs[0].run.name} (${runs[0].run.id.slice(0, 12)})`
-    : `arpo comparison — ${runs.map((d) => d.run.name).join(" vs ")}`;
+}
 
+/** The page: the given head sections, then stages, training, evaluation, entropy, forks, trees. */
+function page(
+  title: string,
+  head: string[],
+  runs: ReportData[],
+  specs: PlotSpec[],
+  opts: RenderOptions,
+  client: string,
+): string {
+  const { js, css } = uplotAssets();
+  const { trees, left } = browserTrees(runs, opts.maxTrees ?? 40);
   const sections = [
-    section("overview", runs.length === 1 ? "Run" : "Runs", runHeader(runs)),
+    ...head,
     section("stages", "Stages", stageTables(runs)),
     section("training", "Training", trainingTable(runs) + plotBoxes(specs, "training")),
     section("evaluation", "Evaluation", evalTable(runs)),
@@ -488,8 +519,95 @@ ${sections.join("\n")}
 <script type="application/json" id="arpo-plots">${jsonForScript(specs)}</script>
 <script type="application/json" id="arpo-trees">${jsonForScript(trees)}</script>
 <script>${js}</script>
-<script>${CLIENT_JS}</script>
+<script>${client}</script>
 </body>
 </html>
 `;
+}
+
+// ---------------------------------------------------------------------------------------------
+// sweeps
+
+function sweepTable(sw: SweepInfo): string {
+  const st = sw.status ?? "";
+  return table(
+    ["sweep", "name", "status", "seeds", "runs complete"],
+    [[
+      `<code>${esc(sw.id.slice(0, 16))}</code>`,
+      esc(sw.name) + (sw.description ? `<div class="mut">${esc(sw.description)}</div>` : ""),
+      `<span class="status-${esc(st)}">${esc(st || "–")}</span>`,
+      esc(sw.seeds.join(", ")),
+      n(sw.runs.filter((r) => r.status === "complete").length),
+    ]],
+    { id: "sweep-table" },
+  );
+}
+
+/** Mean, interval, IQM and every seed's value of each stage metric. */
+function aggregateTable(sw: SweepInfo): string {
+  const agg = sw.aggregate;
+  if (!agg || !agg.stages.length) return "";
+  const pct = `${esc(Math.round(agg.confidence * 100))}%`;
+  const rows: string[][] = [];
+  for (const st of agg.stages) {
+    for (const m of st.metrics) {
+      rows.push([
+        esc(st.stage),
+        esc(m.metric),
+        n(m.mean),
+        `<span class="n">[${esc(fmt(m.lo))}, ${esc(fmt(m.hi))}]</span>`,
+        n(m.iqm),
+        `<span class="n">[${esc(fmt(m.iqmLo))}, ${esc(fmt(m.iqmHi))}]</span>`,
+        ...m.perSeed.map((v) => n(v)),
+        esc(m.resampled === "seeds×questions" ? `seeds × questions (${fmt(m.scores)})` : "seeds"),
+      ]);
+    }
+  }
+  return table(
+    [
+      "stage",
+      "metric",
+      "mean",
+      `${pct} CI`,
+      "IQM",
+      `IQM ${pct} CI`,
+      ...agg.seeds.map((s) => `seed ${esc(s)}`),
+      "resampled",
+    ],
+    rows,
+    { id: "aggregate-table" },
+  ) +
+    `<div class="note">${esc(agg.method)}; ${esc(agg.resamples)} resamples. Plots: ${
+      esc(SWEEP_BAND_NOTE)
+    }.</div>`;
+}
+
+/**
+ * Render a sweep (`runs`: the ReportData of each seed's complete run, in seed order) as one page:
+ * the sweep and its runs, the aggregate over seeds, then every section with the seeds overlaid;
+ * training curves show each seed, the mean and a min–max band.
+ */
+export function renderSweepReport(
+  runs: ReportData[],
+  sweep: SweepInfo,
+  opts: RenderOptions = {},
+): string {
+  checkRuns(runs);
+  const named = runs.map((d) => ({
+    ...d,
+    run: { ...d.run, name: `seed ${d.run.manifest?.seed ?? "?"}` },
+  }));
+  const specs = buildSweepPlots(named);
+  const title = `arpo sweep — ${sweep.name} (${sweep.id.slice(0, 12)}, seeds ${
+    sweep.seeds.join(", ")
+  })`;
+  const head = [
+    section(
+      "overview",
+      "Sweep",
+      sweepTable(sweep) + runsTable(named) + settingsTable(named.slice(0, 1)),
+    ),
+    section("seeds", "Over seeds", aggregateTable(sweep)),
+  ];
+  return page(title, head.filter(Boolean), named, specs, opts, SWEEP_CLIENT_JS);
 }

@@ -1,5 +1,6 @@
 /**
- * The tool-calling agent loop with ARPO branching (ARPO.md §1–§2), for a batch of questions.
+ * The tool-calling agent loop with ARPO branching (ARPO.md §1–§2; the `random` control branches
+ * the same way with a fixed probability), for a batch of questions.
  *
  * The loop runs in rounds. In each round every active trajectory of every question generates one
  * segment, all in ONE `Policy.generate` call: until a tool's closing tag, end-of-sequence, or the
@@ -23,8 +24,10 @@ import type { GeneratedToken, GenerateResult, Policy, SeqId } from "../policy/ty
 import type { Stream } from "../rng.ts";
 import type { ToolCallOutcome, ToolCallTiming, ToolRuntime } from "../tools/types.ts";
 import {
+  branchProbability,
   decideBranch,
-  entropyNorm,
+  type EntropyDivisor,
+  entropyDivisor,
   leadingEntropies,
   paperDeltaH,
   referenceSegmentEntropy,
@@ -152,7 +155,7 @@ class Engine {
   readonly tools: ToolRuntime;
   readonly cfg: RolloutConfig;
   readonly stopStrings: string[];
-  readonly norm: number;
+  readonly norm: EntropyDivisor;
   readonly eosId: number;
   readonly timings: RolloutTimings = {
     totalMs: 0,
@@ -175,7 +178,7 @@ class Engine {
     this.tools = opts.tools;
     this.cfg = opts.config;
     this.stopStrings = opts.tools.tags.map((t) => `</${t}>`);
-    this.norm = entropyNorm(this.cfg, this.policy.vocabSize);
+    this.norm = entropyDivisor(this.cfg, this.policy.vocabSize);
     const eos = this.policy.tokenizer.eosTokenIds;
     if (eos.length === 0) {
       throw new ArpoError("rollout: the policy's tokenizer declares no end-of-sequence token id.");
@@ -183,8 +186,9 @@ class Engine {
     this.eosId = eos[0];
   }
 
+  /** ARPO and its random control grow trees; GRPO samples M independent trajectories. */
   get branching(): boolean {
-    return this.cfg.algorithm === "arpo";
+    return this.cfg.algorithm !== "grpo";
   }
 
   async run(requests: readonly RolloutRequest[]): Promise<RolloutResult> {
@@ -302,8 +306,10 @@ class Engine {
       seq,
       active: true,
       calls,
+      // Paper H_init is the start of the response, which the child shares. Reference mode: the
+      // parent's value (`parent`), or null so the child's first own segment sets it (`own`).
       hInitPaper: parent.hInitPaper,
-      hInitRef: parent.hInitRef,
+      hInitRef: this.cfg.referenceInit === "parent" ? parent.hInitRef : null,
       probe: null,
     };
     q.trajs.push(t);
@@ -366,9 +372,9 @@ class Engine {
       genOf.set(t, r.tokens);
       if (t.hInitPaper === null) {
         t.hInitPaper = leadingEntropies(seg.entropies, this.cfg.entropyTokens);
-        if (this.cfg.mode === "reference") {
-          t.hInitRef = referenceSegmentEntropy(r.tokens, this.cfg, this.norm);
-        }
+      }
+      if (this.cfg.mode === "reference" && t.hInitRef === null) {
+        t.hInitRef = referenceSegmentEntropy(r.tokens, this.cfg, this.norm);
       }
       if (t.probe !== null) probesDone.add(t);
       if (r.stop.reason === "token") this.end(t, "eos");
@@ -470,16 +476,16 @@ class Engine {
       deltaH,
     };
     if (!this.branching) {
-      const p = this.cfg.baseProbability + this.cfg.entropyWeight * deltaH;
+      const p = branchProbability(this.cfg, deltaH);
       t.q.tree.addFork({ ...fork, p, u: [], decision: "off", children: [] });
       return;
     }
-    // Paper mode decides by threshold and draws nothing.
+    // `threshold` draws nothing; `sample` and `random` draw from this call's keyed stream.
     const out = decideBranch(
       this.cfg,
       deltaH,
       this.budget(t.q),
-      t.q.root.child("fork", t.node.path),
+      t.q.root.child("fork", t.node.path, probe.toolCall.call),
     );
     const children: number[] = [];
     const snap = probe.snapshot;
@@ -526,10 +532,7 @@ class Engine {
       deltaH,
     };
     if (!this.branching) {
-      const p = Math.min(
-        1,
-        Math.max(0, this.cfg.baseProbability + this.cfg.entropyWeight * deltaH),
-      );
+      const p = branchProbability(this.cfg, deltaH);
       t.q.tree.addFork({ ...fork, p, u: [], decision: "off", children: [] });
       return;
     }

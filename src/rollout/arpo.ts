@@ -1,37 +1,66 @@
 /**
  * ARPO's entropy-based branching rule (ARPO.md §2), as pure functions the agent loop calls.
+ * docs/BRANCHING.md has one row per knob and says where each acts.
  *
- * paper mode
- *   H_init = entropies of the trajectory's first k generated tokens (its first segment).
- *   After tool call t, H_t = entropies of the first k tokens the trajectory generates after the
- *   result. ΔH = Σ_j (H_t[j] − H_init[j]) / norm over the positions both have; P = α + β·ΔH;
- *   branch when P > τ, into min(Z, budget left) children. The children fork at the result
- *   boundary and re-sample, so the probe is a look-ahead; the parent keeps its probe tokens, which
- *   are simply the start of its own continuation (it is one of the group's trajectories, and
- *   throwing its tokens away would waste them and bias the parent towards re-sampling).
+ * Two independent choices: how ΔH is measured (`mode`) and how P = α + β·ΔH becomes a decision
+ * (`decision`).
  *
- * reference mode (the reference code's behaviour)
+ * mode: paper (how ΔH is measured)
+ *   H_init = entropies of the trajectory's first k generated tokens (its first segment; a branch
+ *   shares it with its parent). After tool call t, H_t = entropies of the first k tokens the
+ *   trajectory generates after the result. ΔH = Σ_j (H_t[j] − H_init[j]) / norm over the
+ *   positions both have. The children fork at the result boundary and re-sample, so the probe is a
+ *   look-ahead; the parent keeps its probe tokens, which are simply the start of its own
+ *   continuation (it is one of the group's trajectories, and throwing its tokens away would waste
+ *   them and bias the parent towards re-sampling).
+ *
+ * mode: reference (the reference code's measurement)
  *   The entropy of a segment is Σ over its first ≤20 positions of the per-position entropy,
- *   computed from the top-10 log-probabilities, divided by ln V. H_init is that value for the
- *   trajectory's first segment; at tool call t, ΔH = value(segment that ended at call t) − H_init.
- *   Each of Z attempts draws u ~ U[0,1) and branches when u < clamp(α + β·ΔH, 0, 1); the children
- *   fork right after the result. Unlike the reference, H_init is kept per trajectory (a branch
- *   inherits its parent's, the part of the path they share), never taken from a stale dictionary
- *   keyed by batch slot.
+ *   computed from the top-10 log-probabilities, divided by the normalization. H_init is that value
+ *   for the trajectory's first segment; at tool call t, ΔH = value(segment that ended at call t) −
+ *   H_init; the children fork right after the result. `reference_init: own` (default, as the
+ *   reference): a branch's H_init is the first segment it generates itself, so its first call after
+ *   the fork has ΔH = 0; `parent`: it keeps its parent's. Unlike the reference, H_init is never taken
+ *   from a stale dictionary keyed by batch slot.
  *
- * Budget: per question at most M trajectories in all; a decision with no budget left is recorded
- * as "budget".
+ * decision: threshold (the paper) — branch when P > τ, into min(Z, budget left) children; no draws.
+ * decision: sample (the reference) — each of Z attempts draws u ~ U[0,1) from the keyed stream of
+ *   (question, trajectory, call) and branches when u < clamp(α + β·ΔH, 0, 1).
+ * algorithm: random — as `sample` with P = branch_probability: ΔH is measured and recorded, never
+ *   used.
+ *
+ * normalization (`entropy_norm`): the summed differences are divided by V (`vocab`, the paper),
+ * ln V (`log_vocab`, the reference) or the number of positions summed (`mean`, nats per position).
+ *
+ * Budget: per question at most M trajectories in all. A decision taken with no budget left is
+ * recorded as "budget" whatever the rule would have said (no draws are made): a decision where no
+ * branch could happen.
  */
 import { ArpoError } from "../errors.ts";
 import type { GeneratedToken } from "../policy/types.ts";
 import type { Stream } from "../rng.ts";
-import type { RolloutConfig } from "./config.ts";
+import { DEFAULT_BRANCH_PROBABILITY, type RolloutConfig } from "./config.ts";
 import type { ForkDecision } from "./tree.ts";
 
-/** The divisor of ΔH. */
-export function entropyNorm(cfg: RolloutConfig, vocabSize: number): number {
-  return cfg.entropyNormalization === "vocab" ? vocabSize : Math.log(vocabSize);
+/** Divides a sum of `n` per-position entropies (or differences) by the normalization. */
+export type EntropyDivisor = (n: number) => number;
+
+/** The divisor of ΔH: V, ln V, or the number of positions summed (`mean`). */
+export function entropyDivisor(cfg: RolloutConfig, vocabSize: number): EntropyDivisor {
+  switch (cfg.entropyNormalization) {
+    case "vocab":
+      return () => vocabSize;
+    case "log_vocab": {
+      const l = Math.log(vocabSize);
+      return () => l;
+    }
+    case "mean":
+      return (n) => Math.max(1, n);
+  }
 }
+
+const divide = (sum: number, n: number, norm: number | EntropyDivisor) =>
+  sum / (typeof norm === "number" ? norm : norm(n));
 
 /** Paper H_init / H_t: the first k entropies of a segment. */
 export function leadingEntropies(entropies: readonly number[], k: number): number[] {
@@ -42,12 +71,12 @@ export function leadingEntropies(entropies: readonly number[], k: number): numbe
 export function paperDeltaH(
   hNow: readonly number[],
   hInit: readonly number[],
-  norm: number,
+  norm: number | EntropyDivisor,
 ): number {
   const n = Math.min(hNow.length, hInit.length);
   let s = 0;
   for (let j = 0; j < n; j++) s += hNow[j] - hInit[j];
-  return s / norm;
+  return divide(s, n, norm);
 }
 
 /**
@@ -79,28 +108,37 @@ export function topKEntropy(tok: GeneratedToken): number {
 export function referenceSegmentEntropy(
   tokens: readonly GeneratedToken[],
   cfg: RolloutConfig,
-  norm: number,
+  norm: number | EntropyDivisor,
 ): number {
   let s = 0;
   const n = Math.min(cfg.referenceWindow, tokens.length);
   for (let j = 0; j < n; j++) {
     s += cfg.referenceTopK > 0 ? topKEntropy(tokens[j]) : tokens[j].entropy;
   }
-  return s / norm;
+  return divide(s, n, norm);
 }
 
 export interface BranchOutcome {
+  /** P: α + β·ΔH (threshold), clamped to [0, 1] (sample), or branch_probability (random). */
   p: number;
-  /** Reference mode: the draws made (one per attempted child). */
+  /** sample / random: the draws made (one per attempted child). */
   u: number[];
   /** Children to create (≤ Z, ≤ budget). */
   children: number;
   decision: ForkDecision;
 }
 
+/** The recorded P of a decision at this ΔH (also what GRPO's "off" records carry). */
+export function branchProbability(cfg: RolloutConfig, deltaH: number): number {
+  if (cfg.algorithm === "random") return cfg.branchProbability ?? DEFAULT_BRANCH_PROBABILITY;
+  const raw = cfg.baseProbability + cfg.entropyWeight * deltaH;
+  return cfg.decision === "threshold" ? raw : Math.min(1, Math.max(0, raw));
+}
+
 /**
  * Decide a fork. `budget` = trajectories the question may still add (M − created); `draws` is the
- * keyed stream of this (question, trajectory, call), used only in reference mode.
+ * keyed stream of this (question, trajectory, call), used by `decision: sample` and by `random`
+ * (the random algorithm's decisions depend on the draws and the budget only, never on ΔH).
  */
 export function decideBranch(
   cfg: RolloutConfig,
@@ -108,14 +146,12 @@ export function decideBranch(
   budget: number,
   draws: Stream,
 ): BranchOutcome {
-  const raw = cfg.baseProbability + cfg.entropyWeight * deltaH;
-  if (cfg.mode === "paper") {
-    if (!(raw > cfg.threshold)) return { p: raw, u: [], children: 0, decision: "no_branch" };
-    if (budget <= 0) return { p: raw, u: [], children: 0, decision: "budget" };
-    return { p: raw, u: [], children: Math.min(cfg.branchesPerFork, budget), decision: "branch" };
-  }
-  const p = Math.min(1, Math.max(0, raw));
+  const p = branchProbability(cfg, deltaH);
   if (budget <= 0) return { p, u: [], children: 0, decision: "budget" };
+  if (cfg.algorithm !== "random" && cfg.decision === "threshold") {
+    if (!(p > cfg.threshold)) return { p, u: [], children: 0, decision: "no_branch" };
+    return { p, u: [], children: Math.min(cfg.branchesPerFork, budget), decision: "branch" };
+  }
   const u: number[] = [];
   let children = 0;
   // As the reference: Z attempts, each its own draw, while budget remains.

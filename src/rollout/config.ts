@@ -10,11 +10,27 @@ import { z } from "zod";
 import { ArpoError } from "../errors.ts";
 import type { SamplingParams } from "../policy/types.ts";
 
-export type RolloutAlgorithm = "arpo" | "grpo";
-/** paper: k-token look-ahead after each result, branch when P > τ. reference: see arpo.ts. */
+/**
+ * `arpo`: entropy-adaptive tree rollouts; `grpo`: M independent trajectories; `random`: ARPO's tree
+ * machinery and budget, branching after a tool call with a fixed probability (the control that
+ * tells whether the entropy trigger matters or only the branching). docs/BRANCHING.md.
+ */
+export type RolloutAlgorithm = "arpo" | "grpo" | "random";
+/**
+ * How ΔH is measured. paper: k-token look-ahead probe after each result against the first k
+ * tokens of the response. reference: the segment that ended at the call against the trajectory's
+ * first segment (see arpo.ts).
+ */
 export type ArpoMode = "paper" | "reference";
-/** ΔH divided by the vocabulary size (paper) or by its natural log (reference). */
-export type EntropyNormalization = "vocab" | "log_vocab";
+/** How P = α + β·ΔH becomes a decision: `threshold` P > τ (paper); `sample` u < clamp(P) (reference). */
+export type BranchDecisionRule = "threshold" | "sample";
+/**
+ * The divisor of the summed entropy differences: the vocabulary size (paper), its natural log
+ * (reference), or the number of positions summed (`mean`: the mean per-position change in nats).
+ */
+export type EntropyNormalization = "vocab" | "log_vocab" | "mean";
+/** Reference mode: a branch's H_init is its own first segment (reference) or its parent's. */
+export type ReferenceInit = "own" | "parent";
 
 /** The defaults of `rollout:` that differ between stage kinds. */
 export interface RolloutDefaults {
@@ -23,11 +39,17 @@ export interface RolloutDefaults {
   initial: number;
 }
 
+/** `random`'s branch probability when the block gives none. */
+export const DEFAULT_BRANCH_PROBABILITY = 0.5;
+
 /** `rollout:` — how trajectories are sampled per question (ARPO.md §2 names in comments). */
 export function rolloutSettingsSchema(d: RolloutDefaults) {
   return z.strictObject({
-    algorithm: z.enum(["arpo", "grpo"]).default(d.algorithm)
-      .describe("`arpo`: entropy-adaptive tree rollouts; `grpo`: M independent trajectories"),
+    algorithm: z.enum(["arpo", "grpo", "random"]).default(d.algorithm)
+      .describe(
+        "`arpo`: entropy-adaptive tree rollouts; `grpo`: M independent trajectories; `random`: " +
+          "ARPO's trees and budget, branching with fixed probability `branch_probability`",
+      ),
     rollouts: z.int().min(1).default(d.rollouts).describe("M: trajectories per question"),
     initial: z.int().min(1).default(d.initial)
       .describe("N: whole trajectories sampled from the prompt (the rest, M−N, is branch budget)"),
@@ -35,33 +57,67 @@ export function rolloutSettingsSchema(d: RolloutDefaults) {
       .describe("k: tokens probed after a tool result (the reference uses ≤20 positions)"),
     base_probability: z.number().min(0).max(1).default(0.5).describe("α"),
     entropy_weight: z.number().default(0.2).describe("β"),
-    threshold: z.number().default(0.5).describe("τ: paper mode branches when P > τ"),
+    threshold: z.number().default(0.5).describe("τ: `decision: threshold` branches when P > τ"),
     branches_per_fork: z.int().min(1).default(1).describe("Z: partial trajectories per fork"),
-    entropy_norm: z.enum(["vocab", "log_vocab"]).optional()
+    decision: z.enum(["threshold", "sample"]).default("sample")
       .describe(
-        "divide the summed ΔH by V (`vocab`) or ln V (`log_vocab`); default by mode: " +
-          "vocab (paper), log_vocab (reference)",
+        "`sample`: each of Z attempts draws u ~ U[0,1) and branches when u < clamp(α + β·ΔH, 0, 1) " +
+          "(the reference); `threshold`: branch when α + β·ΔH > τ (the paper; with α = τ only " +
+          "the sign of ΔH matters)",
+      ),
+    entropy_norm: z.enum(["vocab", "log_vocab", "mean"]).optional()
+      .describe(
+        "divide the summed ΔH by V (`vocab`), ln V (`log_vocab`) or the positions summed " +
+          "(`mean`, nats per position); default by decision: vocab (threshold, the paper's " +
+          "pair), log_vocab (sample, the reference's pair)",
       ),
     mode: z.enum(["paper", "reference"]).default("paper")
-      .describe("`paper`: k-token probe, P > τ; `reference`: segment entropy, u ≤ P"),
+      .describe(
+        "how ΔH is measured: `paper`: k-token probe after the result; `reference`: the " +
+          "segment that ended at the call",
+      ),
     reference_top_k: z.int().min(0).default(10)
       .describe(
         "reference mode: entropy from the top-K log-probabilities (vLLM logprobs=10); 0 = full",
       ),
     reference_window: z.int().min(1).default(20)
       .describe("reference mode: positions of a segment whose entropies enter ΔH"),
+    reference_init: z.enum(["own", "parent"]).default("own")
+      .describe(
+        "reference mode: a branch's H_init is the first segment it generates itself (`own`, " +
+          "the reference) or its parent's (`parent`)",
+      ),
+    branch_probability: z.number().min(0).max(1).optional()
+      .describe(
+        `algorithm: random only: the probability of each of Z branch attempts after a tool ` +
+          `call (default ${DEFAULT_BRANCH_PROBABILITY})`,
+      ),
   }).superRefine((v, ctx) => {
-    if (v.algorithm === "arpo" && v.initial > v.rollouts) {
+    if (v.algorithm !== "grpo" && v.initial > v.rollouts) {
       ctx.addIssue({
         code: "custom",
         path: ["initial"],
         message: `at most rollouts (${v.rollouts}), found ${v.initial}`,
       });
     }
-  }).transform((v) => ({
+    if (v.branch_probability !== undefined && v.algorithm !== "random") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["branch_probability"],
+        message: `no branch_probability with algorithm: ${v.algorithm} (it is the fixed ` +
+          `probability of algorithm: random; arpo branches with base_probability + ` +
+          `entropy_weight·ΔH)`,
+      });
+    }
+  }).transform(({ branch_probability, ...v }) => ({
     ...v,
-    // ARPO.md §2: the paper divides by V, the reference by ln V; an explicit value wins.
-    entropy_norm: v.entropy_norm ?? (v.mode === "reference" ? "log_vocab" : "vocab"),
+    // Each decision rule with the divisor of its source (ARPO.md §2): the paper's threshold rule
+    // divides by V, the reference's sampled rule by ln V. An explicit value wins.
+    entropy_norm: v.entropy_norm ?? (v.decision === "threshold" ? "vocab" : "log_vocab"),
+    // Present for `random` only (the other algorithms have no use for it).
+    ...(v.algorithm === "random"
+      ? { branch_probability: branch_probability ?? DEFAULT_BRANCH_PROBABILITY }
+      : {}),
   }));
 }
 
@@ -105,12 +161,19 @@ export interface RolloutConfig {
   baseProbability: number;
   /** β. */
   entropyWeight: number;
-  /** τ (paper mode). */
+  /** τ (`decision: threshold`). */
   threshold: number;
-  /** Z: children per branch (paper: all at once; reference: Z independent draws). */
+  /** Z: children per branch (threshold: all at once; sample / random: Z independent draws). */
   branchesPerFork: number;
   entropyNormalization: EntropyNormalization;
+  /** How ΔH is measured (probe after the result, or the segment before the call). */
   mode: ArpoMode;
+  /** How P becomes a decision (arpo). */
+  decision: BranchDecisionRule;
+  /** Reference mode: where a branch's H_init comes from. */
+  referenceInit: ReferenceInit;
+  /** `random`: probability of each branch attempt; absent for the other algorithms. */
+  branchProbability?: number;
   /**
    * Reference mode only: entropy for ΔH from the top-K log-probabilities of each position (the
    * reference's vLLM `logprobs=10`); 0 uses the full-vocabulary entropy.
@@ -139,6 +202,9 @@ export function rolloutConfig(r: RolloutSettings, s: SamplingSettings): RolloutC
     branchesPerFork: r.branches_per_fork,
     entropyNormalization: r.entropy_norm,
     mode: r.mode,
+    decision: r.decision,
+    referenceInit: r.reference_init,
+    ...(r.branch_probability !== undefined ? { branchProbability: r.branch_probability } : {}),
     referenceTopK: r.reference_top_k,
     referenceWindow: r.reference_window,
     maxToolCalls: s.max_tool_calls,

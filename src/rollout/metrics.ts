@@ -3,6 +3,12 @@
  * Per-trajectory counts (tool calls, response length) count shared prefixes once per trajectory
  * containing them, as the training group sees them; per-event counts (tool errors, entropies by
  * distance) count each tree node once.
+ *
+ * Branching (docs/BRANCHING.md): a decision is a fork record of ARPO or `random` — "branch",
+ * "no_branch" or "budget" (no budget left, so no branch could happen); GRPO's "off" records are not
+ * decisions. branch rate = branches / decisions, budget-blocked decisions included (the rate at
+ * which tool calls led to a branch); the open rate leaves them out (the rule's own rate where it
+ * could act: what `random`'s branch_probability should be set to in order to match a run).
  */
 import type { Json } from "../store/canonical.ts";
 import type { EndReason, ForkDecision, RolloutTree } from "./tree.ts";
@@ -45,10 +51,20 @@ export interface RolloutMetrics {
   };
   branching: {
     decisions: Record<ForkDecision, number>;
+    /** Decisions taken: branch + no_branch + budget ("off" is not a decision). */
+    decided: number;
+    /** branch / decided; 0 when nothing was decided (GRPO, or no tool calls). */
+    branchRate: number;
+    /** branch / (branch + no_branch): the rule's rate where budget remained; 0 when none. */
+    openBranchRate: number;
     /** Trajectories created by forks. */
     children: number;
     childrenPerQuestion: number;
     fillers: number;
+    /** Mean ΔH of the "branch" decisions; null when there are none. */
+    deltaHBranched: number | null;
+    /** Mean ΔH of the "no_branch" decisions (budget-blocked ones left out); null when none. */
+    deltaHNotBranched: number | null;
   };
   /** ΔH at tool calls (every call after which its trajectory continued). */
   deltaH: Summary & { histogram: Histogram };
@@ -86,6 +102,11 @@ export function summarize(values: readonly number[]): Summary {
     p50: q(0.5),
     p90: q(0.9),
   };
+}
+
+/** The mean, or null for no values. */
+function mean(values: readonly number[]): number | null {
+  return values.length > 0 ? values.reduce((a, b) => a + b, 0) / values.length : null;
 }
 
 export function histogram(values: readonly number[], bins = 10): Histogram {
@@ -144,6 +165,7 @@ export function rolloutMetrics(
   const decisions: Record<ForkDecision, number> = { branch: 0, no_branch: 0, budget: 0, off: 0 };
   let children = 0, fillers = 0;
   const dH: number[] = [], probs: number[] = [];
+  const dHBranched: number[] = [], dHNotBranched: number[] = [];
   const fromResult = new CurveBuilder(maxDistance), fromStart = new CurveBuilder(maxDistance);
   const rewards: number[] = [];
   const parts: Record<string, number[]> = {};
@@ -179,6 +201,8 @@ export function rolloutMetrics(
       children += f.children.length;
       dH.push(f.deltaH);
       probs.push(f.p);
+      if (f.decision === "branch") dHBranched.push(f.deltaH);
+      else if (f.decision === "no_branch") dHNotBranched.push(f.deltaH);
     }
     // Entropy by distance: each generated token once, anchored on its path's last result.
     const resultEnd = new Map<number, number | null>();
@@ -193,6 +217,8 @@ export function rolloutMetrics(
       }
     }
   }
+  const open = decisions.branch + decisions.no_branch;
+  const decided = open + decisions.budget;
   const byTool: Record<string, number> = {};
   for (const [k, v] of Object.entries(perTool)) byTool[k] = nTraj > 0 ? v / nTraj : 0;
   const out: RolloutMetrics = {
@@ -204,9 +230,14 @@ export function rolloutMetrics(
     toolCalls: calls,
     branching: {
       decisions,
+      decided,
+      branchRate: decided > 0 ? decisions.branch / decided : 0,
+      openBranchRate: open > 0 ? decisions.branch / open : 0,
       children,
       childrenPerQuestion: trees.length > 0 ? children / trees.length : 0,
       fillers,
+      deltaHBranched: mean(dHBranched),
+      deltaHNotBranched: mean(dHNotBranched),
     },
     deltaH: { ...summarize(dH), histogram: histogram(dH) },
     branchProbability: summarize(probs),

@@ -50,7 +50,11 @@ export interface ToolCallNode extends Required<ToolCallRecord> {
   result: number;
 }
 
-/** "off": GRPO, which records ΔH at tool calls but never branches. */
+/**
+ * "branch": children were created; "no_branch": the rule said no; "budget": no budget was left,
+ * so no branch could happen (the rule is not consulted, no draws are made); "off": GRPO, which
+ * records ΔH at tool calls but never branches.
+ */
 export type ForkDecision = "branch" | "no_branch" | "budget" | "off";
 
 export interface ForkNode {
@@ -66,8 +70,9 @@ export interface ForkNode {
   /** Entropy after the call: the k probe values (paper) or one scalar (reference). */
   hNow: number[];
   deltaH: number;
+  /** P: α + β·ΔH (threshold), clamped to [0, 1] (sample), or branch_probability (random). */
   p: number;
-  /** Reference mode: the uniform draws, one per attempted child. */
+  /** `decision: sample` and `random`: the uniform draws, one per attempted child. */
   u: number[];
   decision: ForkDecision;
   /** Trajectory indices created by this fork. */

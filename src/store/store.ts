@@ -167,7 +167,10 @@ export class Store {
   // -------------------------------------------------------------------------------------------
   // small mutable JSON files
 
-  metaPath(kind: "runs" | "index/stages" | "checkpoints" | "cache", name: string): string {
+  metaPath(
+    kind: "runs" | "sweeps" | "index/stages" | "checkpoints" | "cache",
+    name: string,
+  ): string {
     return join(this.root, kind, `${name}.json`);
   }
 

@@ -48,6 +48,12 @@ export interface TreeLike {
   readonly promptTokens: readonly number[];
   readonly segments: readonly {
     id: number;
+    /**
+     * Segment kind (src/rollout/tree.ts SegmentKind): only `gen` tokens were sampled by the
+     * policy; `eos` (a forced end of sequence) and `result` tokens were not. Without a kind, the
+     * tokens with loss mask 1 count as sampled.
+     */
+    kind?: string;
     tokens: readonly number[];
     lossMask: readonly number[];
     logprobs?: readonly number[];
@@ -61,6 +67,18 @@ export interface TreeSequence extends TrainSequence {
   advantages: number[];
   /** Sampled (rollout-time) log-probabilities aligned with tokens; 0 on the prompt. */
   sampledLogp: number[];
+  /**
+   * 1 where the policy sampled the token (a `gen` segment), so `sampledLogp` is its real
+   * log-probability; 0 on the prompt, tool results and forced tokens (a forced end of sequence),
+   * whose `sampledLogp` is a 0 placeholder. Statistics only: what is learned is `lossMask`.
+   */
+  sampledMask: (0 | 1)[];
+}
+
+/** Whether token `i` of a segment was sampled by the policy (see TreeLike.segments.kind). */
+function sampledAt(s: TreeLike["segments"][number], i: number): 0 | 1 {
+  if (s.kind === undefined) return s.lossMask[i] ? 1 : 0;
+  return s.kind === "gen" ? 1 : 0;
 }
 
 /**
@@ -95,6 +113,7 @@ export function treeSequences(
     const lossMask: number[] = new Array(P).fill(0);
     const adv: number[] = new Array(P).fill(0);
     const sampled: number[] = new Array(P).fill(0);
+    const sampledMask: (0 | 1)[] = new Array(P).fill(0);
     for (const id of t.segments) {
       const s = byId.get(id);
       if (!s) throw new ArpoError(`advantages: trajectory ${t.index} names missing segment ${id}`);
@@ -110,8 +129,16 @@ export function treeSequences(
         lossMask.push(learn ? s.lossMask[i] : 0);
         adv.push(a);
         sampled.push(s.logprobs?.[i] ?? 0);
+        sampledMask.push(sampledAt(s, i));
       });
     }
-    return { trajectory: t.index, tokens, lossMask, advantages: adv, sampledLogp: sampled };
+    return {
+      trajectory: t.index,
+      tokens,
+      lossMask,
+      advantages: adv,
+      sampledLogp: sampled,
+      sampledMask,
+    };
   });
 }

@@ -14,7 +14,9 @@
  *   input_ids int64 [B, T], position_ids int64 [B, T], attention_bias float [B, 1, 1, T, T],
  *   logits_at int64 [N] (flat positions whose next token is learned), targets int64 [N],
  *   loss_mask float [N], loss_scale float [] (1 / tokens in the whole mini-batch), plus the
- *   objective's inputs (objectives.ts).
+ *   objective's inputs (objectives.ts). The pg graphs and the score graph also take
+ *   inv_temperature float [] (1/T of the rollout temperature, `inverseTemperature`): they score
+ *   softmax(logits / T), the distribution the rollouts were sampled from.
  */
 import { Graph, type Value } from "../onnx/graph.ts";
 import * as op from "../onnx/ops.ts";
@@ -22,7 +24,7 @@ import { gradients } from "../onnx/autodiff.ts";
 import type { DecoderConfig } from "../model/config.ts";
 import { buildDecoderGraph } from "../model/decoder_graph.ts";
 import { expectedShapes } from "../model/weights.ts";
-import { appendObjective, type Objective, rowEntropy } from "./objectives.ts";
+import { appendObjective, type Objective, rowEntropy, temperedLogits } from "./objectives.ts";
 
 /** Scalar hyperparameter inputs of the AdamW update (computed in TS per step). */
 export const ADAM_INPUTS = [
@@ -41,6 +43,11 @@ export interface TrainGraph {
   paramNames: string[];
   mode: "fused" | "grads";
   objective: Objective;
+  /**
+   * The objective's log-probabilities of the targets [N] (tempered for pg). Not a graph output:
+   * a caller that wants them (a test) adds one before building a session.
+   */
+  logp: Value;
 }
 
 function decoderForward(cfg: DecoderConfig) {
@@ -112,7 +119,7 @@ export function buildTrainGraph(
   } else {
     appendAdamW(g, names.map((name, i) => ({ name, w: ws[i], grad: grads[i] })));
   }
-  return { graph: g, paramNames: names, mode, objective };
+  return { graph: g, paramNames: names, mode, objective, logp: obj.logp };
 }
 
 /** Clip + AdamW on gradients fed as inputs grad.<name> (after micro-batch accumulation). */
@@ -129,13 +136,16 @@ export function buildUpdateGraph(cfg: DecoderConfig): { graph: Graph; paramNames
   return { graph: g, paramNames: names };
 }
 
-/** Forward only: log-probabilities (`logp`) and entropies (`entropy`) at the selected tokens. */
+/**
+ * Forward only: log-probabilities (`logp`) and entropies (`entropy`) at the selected tokens under
+ * softmax(logits · inv_temperature).
+ */
 export function buildScoreGraph(cfg: DecoderConfig): { graph: Graph; paramNames: string[] } {
   const { dec, names } = decoderForward(cfg);
   const g = dec.graph;
   g.name = "score";
   const targets = g.input("targets", "int64", ["selected"]);
-  const lsm = op.logSoftmax(dec.logits, -1);
+  const lsm = op.logSoftmax(temperedLogits(g, dec.logits), -1);
   g.output(op.reshape(op.gatherElements(lsm, op.unsqueeze(targets, [1]), 1), [-1]), "logp");
   g.output(rowEntropy(lsm), "entropy");
   return { graph: g, paramNames: names };

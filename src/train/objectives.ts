@@ -51,6 +51,19 @@ export interface ObjectiveGraph {
   stats: Record<string, Value>;
 }
 
+/**
+ * The logits of the sampling distribution softmax(logits / T): `logits · inv_temperature`, a
+ * scalar input fed 1/T (`inverseTemperature` in src/policy/sampling.ts, the one place it is
+ * computed; the inference decoder's input of the same name). At T = 1 it is fed exactly 1.0, and
+ * multiplying by 1.0 is exact, so the graph computes the untempered values bit for bit.
+ */
+export function temperedLogits(g: Graph, logits: Value): Value {
+  const invT = g.input("inv_temperature", "float32", []);
+  const z = op.mul(logits, invT);
+  if (z.shape === null && logits.shape !== null) z.shape = [...logits.shape];
+  return z;
+}
+
 /** Entropy of each row of log-probabilities [N, V] → [N]. */
 export function rowEntropy(lsm: Value): Value {
   return op.neg(op.reduceSum(op.mul(op.exp(lsm), lsm), [-1], false));
@@ -58,13 +71,15 @@ export function rowEntropy(lsm: Value): Value {
 
 /**
  * Append the objective to `logits` [N, V]. Batch inputs it creates: targets int64 [N],
- * loss_mask float [N]; pg: old_logp, advantages [N], clip_low, clip_high, dual_clip scalars;
- * kl: ref_logp [N], kl_coef; entropy: entropy_coef.
+ * loss_mask float [N]; pg: inv_temperature (1/T of the rollout, see temperedLogits), old_logp,
+ * advantages [N], clip_low, clip_high, dual_clip scalars; kl: ref_logp [N], kl_coef; entropy:
+ * entropy_coef. The pg objective's log-probabilities, entropies and KL are those of the tempered
+ * policy softmax(logits / T) that sampled the rollouts (as verl); SFT learns the untempered one.
  */
 export function appendObjective(g: Graph, logits: Value, obj: Objective): ObjectiveGraph {
   const targets = g.input("targets", "int64", ["selected"]);
   const mask = g.input("loss_mask", "float32", ["selected"]);
-  const lsm = op.logSoftmax(logits, -1);
+  const lsm = op.logSoftmax(obj.kind === "pg" ? temperedLogits(g, logits) : logits, -1);
   const logp = op.reshape(op.gatherElements(lsm, op.unsqueeze(targets, [1]), 1), [-1]);
   logp.shape = ["selected"];
   const masked = (x: Value) => op.reduceSum(op.mul(x, mask), [0], false);

@@ -44,8 +44,10 @@ export type UpdateStats = {
 export interface RlUpdateResult {
   updates: UpdateStats[];
   /**
-   * Mean |recomputed − sampled| log-prob over learned response tokens: ≈ 0 up to float noise at
-   * temperature 1 (a check that the training forward and the rollout decoder agree).
+   * Mean |recomputed − sampled| log-prob over the learned response tokens the policy sampled
+   * (forced end-of-sequence tokens and tool results, whose sampled log-prob is a 0 placeholder,
+   * are skipped): ≈ 0 up to float noise (a check that the training forward, at the rollout
+   * temperature, and the rollout decoder agree).
    */
   logpGap: number;
   /** Wall time of the log-prob recompute and of the updates (timings, outside any artefact). */
@@ -94,9 +96,12 @@ export async function rlUpdate(
   return { updates, logpGap, scoreMs, updateMs: performance.now() - t };
 }
 
-/** Set `oldLogp` (and `refLogp`) on every sequence; returns the mean gap to the sampled log-probs. */
-async function recomputeLogprobs(
-  trainer: Trainer,
+/**
+ * Set `oldLogp` (and `refLogp`) on every sequence; returns the mean gap to the sampled log-probs
+ * over learned tokens the policy sampled (`sampledMask`).
+ */
+export async function recomputeLogprobs(
+  trainer: Pick<Trainer, "score">,
   seqs: TreeSequence[],
   reference: TensorMap | undefined,
 ): Promise<number> {
@@ -107,7 +112,7 @@ async function recomputeLogprobs(
     s.oldLogp = Array.from(old[i].logp);
     if (ref) s.refLogp = Array.from(ref[i].logp);
     s.lossMask.forEach((m, j) => {
-      if (m && j > 0) {
+      if (m && j > 0 && s.sampledMask[j]) {
         gap += Math.abs(s.oldLogp![j] - s.sampledLogp[j]);
         n++;
       }

@@ -17,6 +17,7 @@ import { learnedTokens, microBatches, packBatch, type TrainSequence } from "./ba
 import { buildScoreGraph, buildTrainGraph, buildUpdateGraph } from "./graphs.ts";
 import { DEFAULT_OBJECTIVE_PARAMS, type Objective, type ObjectiveParams } from "./objectives.ts";
 import { adamScalars, type AdamWConfig, DEFAULT_ADAMW } from "./optimizer.ts";
+import { inverseTemperature } from "../policy/sampling.ts";
 
 export interface TrainerOptions {
   objective: Objective;
@@ -27,6 +28,12 @@ export interface TrainerOptions {
   /** ORT intra-op threads (0: ORT decides). */
   threads?: number;
   device?: Device;
+  /**
+   * The rollout's sampling temperature: the pg objective and `score` compute log-probabilities
+   * and entropies of softmax(logits / T), the policy that sampled (fed as 1/T,
+   * `inverseTemperature`; 0 = greedy counts as 1). Default 1. The SFT loss ignores it.
+   */
+  temperature?: number;
 }
 
 /** Optimizer state: everything a resumed run needs besides the config. */
@@ -116,6 +123,10 @@ export class Trainer {
         m: cloneMap(init.m),
         v: cloneMap(init.v),
       };
+    const T = opts.temperature;
+    if (T !== undefined && !(Number.isFinite(T) && T >= 0)) {
+      throw new ArpoError(`trainer: temperature must be a finite number ≥ 0, found ${T}`);
+    }
     for (const [name, shape] of expectedShapes(cfg)) {
       for (
         const [label, map] of [["weights", state.weights], ["m", state.m], ["v", state.v]] as const
@@ -170,9 +181,15 @@ export class Trainer {
     }
   }
 
+  /** 1/T as the graphs' inv_temperature input. */
+  #invTemperature(): ort.Tensor {
+    return scalar(inverseTemperature(this.opts.temperature ?? 1));
+  }
+
   #objectiveFeeds(feeds: Record<string, ort.Tensor>): void {
     const o = this.opts.objective, p = this.objectiveParams;
     if (o.kind !== "pg") return;
+    feeds.inv_temperature = this.#invTemperature();
     feeds.clip_low = scalar(p.clipLow);
     feeds.clip_high = scalar(p.clipHigh);
     feeds.dual_clip = scalar(p.dualClip);
@@ -280,8 +297,9 @@ export class Trainer {
 
   /**
    * Log-probabilities and entropies of every token given its prefix under `weights` (default:
-   * the current weights), batched under the token budget: old-log-prob recomputation before a
-   * policy update, or reference log-probs with a frozen copy of the weights.
+   * the current weights) at the trainer's temperature, batched under the token budget:
+   * old-log-prob recomputation before a policy update, or reference log-probs with a frozen copy
+   * of the weights.
    */
   async score(
     seqs: readonly { tokens: readonly number[] }[],
@@ -303,6 +321,7 @@ export class Trainer {
       for (const k of ["input_ids", "position_ids", "attention_bias", "logits_at", "targets"]) {
         feeds[k] = packed.feeds[k];
       }
+      feeds.inv_temperature = this.#invTemperature();
       this.#weightFeeds(feeds, "", weights ?? this.#state.weights);
       const out = await sess.run(feeds);
       const lp = out.logp.data as Float32Array, en = out.entropy.data as Float32Array;

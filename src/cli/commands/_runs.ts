@@ -231,6 +231,14 @@ export async function keyMetrics(store: Store, rec: RunRecord): Promise<string[]
         rows.push([`reward (step 1 → ${steps.length})`, fl("mean_reward")]);
         rows.push(["tool calls/trajectory", fl("tool_calls_per_trajectory")]);
         if (perQ) rows.push(["branches/question", fl("branches", (x) => x / perQ)]);
+        // Over all steps (the rl stage's metrics): what the mechanism did during training.
+        const all = s.metrics;
+        if (typeof all.tool_calls_per_trajectory === "number") {
+          rows.push(["tool calls/trajectory (all steps)", fmtNum(all.tool_calls_per_trajectory)]);
+        }
+        if (typeof all.branch_rate === "number") {
+          rows.push(["branch rate (all steps)", fmtNum(all.branch_rate)]);
+        }
         const evals = steps.filter((x) => isObj(x.eval));
         if (evals.length) {
           const e = evals.at(-1)!;

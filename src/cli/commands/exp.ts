@@ -2,13 +2,17 @@
  * `deno task exp <manifest>`: run a manifest (progress on stderr), write its HTML report, then
  * print the stage table, key metrics, the run id and where its record and report are.
  */
-import { loadManifest } from "../../manifest/mod.ts";
+import { loadManifest, parseManifest } from "../../manifest/mod.ts";
 import { loadExtensions } from "../../run/builtin.ts";
 import { createReporter } from "../../run/progress.ts";
 import { runManifest } from "../../run/runner.ts";
+import { parseSeedList, runSweep } from "../../run/sweep.ts";
+import type { LogLevel, ProgressStyle } from "../../run/progress.ts";
 import { ArpoError } from "../../errors.ts";
 import type { Store } from "../../store/store.ts";
-import { keyMetrics, stageTable } from "./_runs.ts";
+import type { SweepRecord } from "../../store/sweeps.ts";
+import { keyMetrics, stageTable, table } from "./_runs.ts";
+import { aggregateTable, aggregateTitle, fmtSeeds } from "./_sweeps.ts";
 import {
   interruptSignal,
   LOG_LEVELS,
@@ -21,7 +25,8 @@ import {
 export const summary = "run a manifest (reusing finished stages); prints the run id";
 
 const USAGE = "deno task exp <manifest.yaml> [--store DIR] [--set key=value]… [--force] [--json] " +
-  "[--progress auto|plain|none] [--log-level quiet|info|debug] [--no-report]";
+  "[--progress auto|plain|none] [--log-level quiet|info|debug] [--no-report] [--seeds LIST]\n" +
+  "  --seeds LIST  run once per seed (e.g. 1,2,3 or 1-5 or 1-3,7) and aggregate over seeds";
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse("exp", USAGE, args, {
@@ -31,6 +36,7 @@ export async function run(args: string[]): Promise<number> {
     progress: { type: "string" },
     "log-level": { type: "string" },
     "no-report": { type: "boolean" },
+    seeds: { type: "string" },
   });
   if (values.help) {
     console.log(`usage: ${USAGE}`);
@@ -46,6 +52,17 @@ export async function run(args: string[]): Promise<number> {
   }
   const progress = oneOf("progress", values.progress, PROGRESS_STYLES, "auto");
   const level = oneOf("log-level", values["log-level"], LOG_LEVELS, "info");
+  if (values.seeds !== undefined) {
+    return await runSeeds(positionals[0], values.seeds, {
+      set: values.set ?? [],
+      store: values.store,
+      force: values.force === true,
+      json: values.json === true,
+      noReport: values["no-report"] === true,
+      progress,
+      level,
+    });
+  }
   const ext = await loadExtensions();
   const loaded = await loadManifest(positionals[0], {
     overrides: values.set ?? [],
@@ -110,6 +127,144 @@ async function writeReport(store: Store, runId: string): Promise<string | undefi
   } catch (e) {
     console.error(
       `warning: the report of run ${runId.slice(0, 12)} was not written: ${
+        e instanceof Error ? e.message : String(e)
+      }`,
+    );
+    return undefined;
+  }
+}
+
+/** The key path of a `--set` override, as written before `=`. */
+const overrideKey = (o: string) => o.slice(0, Math.max(0, o.indexOf("="))).trim();
+
+/**
+ * `exp M --seeds LIST`: the manifest once per seed (like `--set seed=N`), the sweep record, the
+ * sweep report, and the aggregate table (or `--json`, the sweep summary).
+ */
+async function runSeeds(
+  manifestPath: string,
+  seedsText: string,
+  o: {
+    set: string[];
+    store: unknown;
+    force: boolean;
+    json: boolean;
+    noReport: boolean;
+    progress: ProgressStyle;
+    level: LogLevel;
+  },
+): Promise<number> {
+  const seeds = parseSeedList(seedsText);
+  const clash = o.set.find((s) => overrideKey(s) === "seed");
+  if (clash !== undefined) {
+    throw new ArpoError(
+      `exp: --seeds ${seedsText} sets the seed of every run, and --set ${clash} sets it too; ` +
+        `give one of them (a single seed: --set seed=N; several: --seeds ${seedsText})`,
+      { exitCode: 2 },
+    );
+  }
+  const ext = await loadExtensions();
+  // The first load reads and checks the file (errors name it); the other seeds parse its text.
+  const first = await loadManifest(manifestPath, {
+    overrides: [...o.set, `seed=${seeds[0]}`],
+    stages: ext.stages,
+  });
+  const store = openStore(o.store);
+  await store.sweepTmp();
+  const intr = interruptSignal();
+  const reporter = createReporter(o.json ? "none" : o.progress, o.level);
+  const say = o.level !== "quiet";
+  try {
+    const r = await runSweep({
+      store,
+      seeds,
+      overrides: o.set,
+      view: (seed) =>
+        seed === seeds[0] ? first : parseManifest(first.text, manifestPath, {
+          overrides: [...o.set, `seed=${seed}`],
+          stages: ext.stages,
+          baseDir: first.baseDir,
+        }),
+      onSeed: (seed, i, n) => {
+        reporter.done();
+        if (say) console.error(`seed ${seed} (${i + 1} of ${n})`);
+      },
+      ...ext,
+      force: o.force,
+      signal: intr.signal,
+      reporter,
+    });
+    const report = o.noReport ? undefined : await writeSweepReportSafe(store, r.record);
+    const runs = r.runs.map(({ seed, result }) => ({
+      seed,
+      runId: result.runId,
+      record: result.recordPath,
+      status: result.record.status,
+      computed: result.computed,
+      reused: result.reused,
+    }));
+    if (o.json) {
+      console.log(JSON.stringify(
+        {
+          sweepId: r.sweepId,
+          record: r.recordPath,
+          store: store.root,
+          name: r.record.name,
+          status: r.record.status,
+          seeds: r.record.seeds,
+          runs,
+          computed: runs.flatMap((x) => x.computed.map((s) => `${x.seed}:${s}`)),
+          aggregate: r.record.aggregate ?? null,
+          report: report ?? null,
+        },
+        null,
+        2,
+      ));
+      return 0;
+    }
+    for (
+      const l of table([
+        ["seed", "run", "status", "computed", "reused"],
+        ...runs.map((x) => [
+          String(x.seed),
+          x.runId.slice(0, 12),
+          x.status,
+          x.computed.join(", ") || "-",
+          x.reused.join(", ") || "-",
+        ]),
+      ])
+    ) console.log(l);
+    if (r.record.aggregate) {
+      console.log("");
+      console.log(aggregateTitle(r.record.aggregate));
+      for (const l of aggregateTable(r.record.aggregate, "")) console.log(l);
+    }
+    const computed = runs.reduce((a, x) => a + x.computed.length, 0);
+    const reused = runs.reduce((a, x) => a + x.reused.length, 0);
+    console.log("");
+    console.log(`sweep ${r.sweepId}`);
+    console.log(`seeds ${fmtSeeds(r.record.seeds)}`);
+    console.log(`record ${r.recordPath}`);
+    if (report) console.log(`report ${report}`);
+    console.log(`stages: ${computed} computed, ${reused} reused (over ${runs.length} runs)`);
+    return 0;
+  } finally {
+    reporter.done();
+    intr.dispose();
+  }
+}
+
+/** The sweep's HTML report; a failure there is a warning, not a failed sweep. */
+async function writeSweepReportSafe(
+  store: Store,
+  sweep: SweepRecord,
+): Promise<string | undefined> {
+  try {
+    const { writeSweepReport } = await import("../../report/write.ts");
+    return (await writeSweepReport(store, sweep)).path;
+  } catch (e) {
+    console.error(
+      `warning: the report of sweep ${sweep.id.slice(0, 12)} was not written: ${
         e instanceof Error ? e.message : String(e)
       }`,
     );

@@ -1,21 +1,25 @@
 /**
  * `deno task arpo report <run> [<run> …] [-o FILE]`: the self-contained HTML report of a run, or
- * of several runs overlaid for comparison. `--data FILE.json` renders a ReportData JSON (one
+ * of several runs overlaid for comparison; `report <sweep>`: a sweep's seeds overlaid, training
+ * curves with a min–max band over seeds and the mean, and the aggregate table. `--data FILE.json` renders a ReportData JSON (one
  * object or a list) instead of reading run records, e.g. data written by a stage under test.
  */
 import { resolve } from "node:path";
 import { ArpoError } from "../../errors.ts";
-import { resolveRunId } from "../../store/records.ts";
+import { readSweep } from "../../store/sweeps.ts";
+import { sweepAggregate } from "../../run/sweep.ts";
 import { parseReportData } from "../../report/build.ts";
 import type { ReportData } from "../../report/data.ts";
 import { renderReport } from "../../report/render.ts";
-import { writeHtml, writeRunReport } from "../../report/write.ts";
+import { writeHtml, writeRunReport, writeSweepReport } from "../../report/write.ts";
 import { openStore, parse } from "./_common.ts";
+import { resolveTarget } from "./_sweeps.ts";
 
-export const summary = "write the HTML report of a run, or of several runs compared";
+export const summary = "write the HTML report of a run, of several runs compared, or of a sweep";
 
 const USAGE = "deno task arpo report <run-id-prefix> [<run-id-prefix> …] [-o FILE] [--store DIR] " +
-  "[--trees N]\n       deno task arpo report --data FILE.json [--data FILE2.json …] -o FILE";
+  "[--trees N]\n       deno task arpo report <sweep-id-prefix> [-o FILE] [--store DIR] [--trees N]" +
+  "\n       deno task arpo report --data FILE.json [--data FILE2.json …] -o FILE";
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse("report", USAGE, args, {
@@ -52,7 +56,9 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length === 0) {
-    throw new ArpoError(`report: expected at least one run id\nusage: ${USAGE}`, { exitCode: 2 });
+    throw new ArpoError(`report: expected at least one run or sweep id\nusage: ${USAGE}`, {
+      exitCode: 2,
+    });
   }
   let treesPerStage: number | undefined;
   if (values.trees !== undefined) {
@@ -64,8 +70,26 @@ export async function run(args: string[]): Promise<number> {
     }
   }
   const store = openStore(values.store);
-  const ids: string[] = [];
-  for (const p of positionals) ids.push(await resolveRunId(store, p));
+  const targets = [];
+  for (const p of positionals) targets.push(await resolveTarget(store, p));
+  const sweeps = targets.filter((t) => t.kind === "sweep");
+  if (sweeps.length) {
+    if (targets.length > 1) {
+      throw new ArpoError(
+        `report: a sweep's report shows all its seeds; give one sweep id, or run ids only ` +
+          `(found ${sweeps.length} sweep(s) among ${targets.length} ids)\nusage: ${USAGE}`,
+        { exitCode: 2 },
+      );
+    }
+    const sweep = await readSweep(store, sweeps[0].id);
+    if (!sweep.aggregate && sweep.runs.some((r) => r.status === "complete")) {
+      sweep.aggregate = await sweepAggregate(store, sweep);
+    }
+    const { path } = await writeSweepReport(store, sweep, { out, build: { treesPerStage } });
+    console.log(path);
+    return 0;
+  }
+  const ids = targets.map((t) => t.id);
   const { path } = await writeRunReport(store, ids, { out, build: { treesPerStage } });
   console.log(path);
   return 0;

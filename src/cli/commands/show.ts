@@ -2,16 +2,27 @@
  * `deno task arpo show <run>`: a run's inputs, its stage table (status, reused or computed, wall
  * time, headline metrics), key metrics per stage, outputs and report; reports damaged objects.
  */
-import { readRecord, resolveRunId } from "../../store/records.ts";
+import { readRecord } from "../../store/records.ts";
+import { readSweep, sweepPath } from "../../store/sweeps.ts";
+import type { Store } from "../../store/store.ts";
+import { sweepAggregate } from "../../run/sweep.ts";
 import { checkIntegrity } from "../../run/reexec.ts";
 import { ArpoError } from "../../errors.ts";
 import { openStore, parse, short } from "./_common.ts";
-import { fmtDate, fmtMs, keyMetrics, reportFor, runDate, stageTable } from "./_runs.ts";
+import { fmtDate, fmtMs, keyMetrics, reportFor, runDate, stageTable, table } from "./_runs.ts";
+import {
+  aggregateTable,
+  aggregateTitle,
+  fmtSeeds,
+  resolveTarget,
+  sweepReportFor,
+  sweepRunRows,
+} from "./_sweeps.ts";
 
 export const summary =
-  "show a run: manifest, plugins, data, model, stages, outputs (checks objects)";
+  "show a run (manifest, plugins, data, model, stages, outputs; checks objects) or a sweep";
 
-const USAGE = "deno task arpo show <run-id-prefix> [--store DIR] [--json]";
+const USAGE = "deno task arpo show <run-or-sweep-id-prefix> [--store DIR] [--json]";
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse("show", USAGE, args, { json: { type: "boolean" } });
@@ -20,10 +31,12 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1) {
-    throw new ArpoError(`show: expected one run id\nusage: ${USAGE}`, { exitCode: 2 });
+    throw new ArpoError(`show: expected one run or sweep id\nusage: ${USAGE}`, { exitCode: 2 });
   }
   const store = openStore(values.store);
-  const id = await resolveRunId(store, positionals[0]);
+  const target = await resolveTarget(store, positionals[0]);
+  if (target.kind === "sweep") return await showSweep(store, target.id, values.json === true);
+  const id = target.id;
   const rec = await readRecord(store, id);
   const bad = await checkIntegrity(store, rec);
   if (values.json) {
@@ -89,4 +102,47 @@ export async function run(args: string[]): Promise<number> {
 
 function localImportsNote(n: number): string {
   return n ? ` (+${n} local import${n > 1 ? "s" : ""})` : "";
+}
+
+/**
+ * A sweep: its manifest, seeds, status, the run of each seed and the aggregate over seeds (as
+ * recorded; computed now from the complete runs when the record has none).
+ */
+async function showSweep(store: Store, id: string, json: boolean): Promise<number> {
+  const rec = await readSweep(store, id);
+  const agg = rec.aggregate ??
+    (rec.runs.some((r) => r.status === "complete") ? await sweepAggregate(store, rec) : undefined);
+  const report = await sweepReportFor(store, id);
+  if (json) {
+    console.log(JSON.stringify(
+      { ...rec, aggregate: agg ?? null, recordPath: sweepPath(store, id), report: report ?? null },
+      null,
+      2,
+    ));
+    return 0;
+  }
+  console.log(`sweep    ${rec.id}`);
+  console.log(`name     ${rec.name}${rec.description ? ` — ${rec.description}` : ""}`);
+  console.log(`status   ${rec.status}${rec.error ? `: ${rec.error}` : ""}`);
+  console.log(`record   ${sweepPath(store, id)}`);
+  console.log(`manifest ${rec.manifestPath}`);
+  if (rec.overrides.length) console.log(`set      ${rec.overrides.join(" ")}`);
+  console.log(`seeds    ${fmtSeeds(rec.seeds)} (${rec.seeds.length})`);
+  const started = rec.timings.started_unix_ms;
+  if (typeof started === "number") {
+    const total = rec.timings.total_ms;
+    console.log(
+      `date     ${fmtDate(new Date(started))} UTC${total ? `, wall ${fmtMs(total)}` : ""}`,
+    );
+  }
+  console.log("runs");
+  for (const l of table(await sweepRunRows(store, rec), "  ")) console.log(l);
+  if (agg) {
+    console.log(`aggregate ${aggregateTitle(agg)}`);
+    for (const l of aggregateTable(agg, "  ")) console.log(l);
+  }
+  console.log(
+    `report   ${report ?? `(none yet: deno task arpo report ${id.slice(0, 12)})`}`,
+  );
+  return 0;
 }

@@ -2,8 +2,17 @@
  * The `eval` stage: M samples per question of a benchmark split (GRPO-style independent samples
  * unless the stage asks for `rollout.algorithm: arpo`), decoded with the stage's sampling options,
  * scored by a reward plugin. Outputs: the rollout trees (`rollouts`) and a results object
- * (`results`) with pass@1, pass@k, accuracy and mean reward with bootstrap confidence intervals,
- * reward parts and tool-call statistics. A sample counts as correct when its reward is ≥ 1.
+ * (`results`) with pass@1, pass@k and accuracy, mean reward (with a reward) with bootstrap
+ * confidence intervals, reward parts and tool-call statistics.
+ *
+ * Correctness is the benchmark's, never the reward's (src/eval/correct.ts): a sample is correct
+ * when its response follows the tag protocol (`checkFormat` with the stage's tools) and its final
+ * answer (the last `\boxed{…}` in `<answer>`) passes the benchmark's `correct` (by default, exact
+ * match after SQuAD normalization). A reward of 1.0 made of F1 0.9 and a 0.1 bonus is not correct;
+ * `\boxed{1926.0}` for 1926 is, on a benchmark judged by mathematical equality. Accuracy and pass@k
+ * count correct samples; `mean_reward` is the reward's mean. `per_question` lists per task the
+ * samples (`n`), how many were correct (`correct`), each sample's verdict (`sample_correct`),
+ * rewards and tool calls.
  * Output `report`: the results table as a StageReport for the HTML report (src/report/).
  * Sampling defaults are the paper's evaluation settings (ARPO.md §4: temperature 0.6, top_p 0.95).
  *
@@ -14,9 +23,11 @@
 import { z } from "zod";
 import type { Json } from "../../store/canonical.ts";
 import { bootstrapCI } from "../../eval/bootstrap.ts";
+import { judgeResponse } from "../../eval/correct.ts";
 import { passAtK } from "../../eval/metrics.ts";
 import {
   metricsJson,
+  responseText,
   rolloutConfig,
   type RolloutMetrics,
   rolloutSettingsSchema,
@@ -128,6 +139,7 @@ export function evalReport(label: string, summary: Record<string, Json>): StageR
 export async function runEval(ctx: StageContext, o: EvalOptions): Promise<StageResult> {
   const config = rolloutConfig(o.rollout, o.sampling);
   const tasks = await selectTasks(ctx, o.benchmark, o.split, o.questions);
+  const benchmark = ctx.plugins.benchmarks.get(o.benchmark)!.plugin; // selectTasks checked it
   const reward = selectReward(ctx, o.reward, false);
   const policy = await stagePolicy(ctx);
   const tools = stageTools(ctx);
@@ -147,10 +159,20 @@ export async function runEval(ctx: StageContext, o: EvalOptions): Promise<StageR
 
   const perQuestion = res.questions.map((q) => {
     const rewards = q.tree.trajectories.map((t) => t.reward ?? 0);
+    const verdicts = q.tree.trajectories.map((t) =>
+      judgeResponse(
+        benchmark,
+        responseText(q.tree, t, policy.tokenizer),
+        q.task,
+        tools.tags,
+        o.benchmark,
+      ).correct
+    );
     return {
       task_id: q.task.id,
-      n: rewards.length,
-      correct: rewards.filter((r) => r >= 1).length,
+      n: verdicts.length,
+      correct: verdicts.filter((c) => c).length,
+      sample_correct: verdicts,
       rewards,
       tool_calls: q.tree.trajectories.map((t) => t.toolCalls.length),
     };
@@ -170,24 +192,25 @@ export async function runEval(ctx: StageContext, o: EvalOptions): Promise<StageR
     tool_errors: m.toolCalls.errors,
     mean_response_length: m.responseLength.mean,
   };
+  // Correctness is the benchmark's: accuracy and pass@k need no reward.
+  const pass: Record<string, Json> = {};
+  for (const k of passKs(config.rollouts)) {
+    // Questions with fewer than k samples cannot enter pass@k (only with ARPO trees of < M).
+    const vals = perQuestion.filter((q) => q.n >= k).map((q) => passAtK(q.n, q.correct, k));
+    pass[String(k)] = ci(vals, ctx, `pass@${k}`);
+  }
+  const accPerQ = perQuestion.map((q) => q.correct / q.n);
+  summary.pass_at = pass;
+  summary.accuracy = ci(accPerQ, ctx, "accuracy");
+  metrics.pass_at_1 = (pass["1"] as { estimate: Json }).estimate;
+  metrics[`pass_at_${config.rollouts}`] =
+    (pass[String(config.rollouts)] as { estimate: Json }).estimate;
+  metrics.accuracy = (summary.accuracy as { estimate: Json }).estimate;
   if (reward) {
-    const pass: Record<string, Json> = {};
-    for (const k of passKs(config.rollouts)) {
-      // Questions with fewer than k samples cannot enter pass@k (only with ARPO trees of < M).
-      const vals = perQuestion.filter((q) => q.n >= k).map((q) => passAtK(q.n, q.correct, k));
-      pass[String(k)] = ci(vals, ctx, `pass@${k}`);
-    }
-    const accPerQ = perQuestion.map((q) => q.correct / q.n);
     const meanPerQ = perQuestion.map((q) => q.rewards.reduce((a, b) => a + b, 0) / q.n);
     summary.reward = reward.name;
-    summary.pass_at = pass;
-    summary.accuracy = ci(accPerQ, ctx, "accuracy");
     summary.mean_reward = ci(meanPerQ, ctx, "mean_reward");
     summary.reward_parts = m.reward?.parts ?? {};
-    metrics.pass_at_1 = (pass["1"] as { estimate: Json }).estimate;
-    metrics[`pass_at_${config.rollouts}`] =
-      (pass[String(config.rollouts)] as { estimate: Json }).estimate;
-    metrics.accuracy = (summary.accuracy as { estimate: Json }).estimate;
     metrics.mean_reward = (summary.mean_reward as { estimate: Json }).estimate;
   }
   const results = await ctx.store.putJson({

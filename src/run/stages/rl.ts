@@ -26,8 +26,10 @@
 import { z } from "zod";
 import type { Json } from "../../store/canonical.ts";
 import type { Task } from "../../plugin/contracts.ts";
+import { judgeResponse } from "../../eval/correct.ts";
 import {
   independentRollouts,
+  responseText,
   rolloutConfig,
   rolloutSettingsSchema,
   samplingSettingsSchema,
@@ -47,6 +49,7 @@ import { fromSchema, questionsSchema, weightsSource } from "./options.ts";
 import {
   type RlRolloutSetup,
   rolloutStep,
+  rolloutTotals,
   runRlDryRun,
   setupRlRollout,
   stepSummary,
@@ -107,7 +110,11 @@ export const rlOptionsSchema = z.strictObject({
 
 export type RlOptions = z.output<typeof rlOptionsSchema>;
 
-/** Accuracy (reward ≥ 1) and mean reward of one sample per question. */
+/**
+ * Accuracy and mean reward of one sample per question. Correctness is the benchmark's (as in the
+ * eval stage, src/eval/correct.ts: format, then the benchmark's `correct` on the boxed answer),
+ * never reward ≥ 1; the mean reward is the reward's.
+ */
 async function evaluate(
   ctx: StageContext,
   policy: Policy,
@@ -126,9 +133,18 @@ async function evaluate(
     `eval@${step}`,
   );
   scoreRollout(res.questions, setup.reward.plugin, policy.tokenizer, setup.reward.name);
+  const name = setup.options.benchmark;
+  const benchmark = ctx.plugins.benchmarks.get(name)!.plugin; // selectTasks checked it
   const rewards = res.questions.map((q) => q.tree.trajectories[0]?.reward ?? 0);
+  let correct = 0;
+  for (const q of res.questions) {
+    const t = q.tree.trajectories[0];
+    if (t === undefined) continue;
+    const response = responseText(q.tree, t, policy.tokenizer);
+    if (judgeResponse(benchmark, response, q.task, setup.tools.tags, name).correct) correct++;
+  }
   return {
-    accuracy: rewards.filter((r) => r >= 1).length / Math.max(1, rewards.length),
+    accuracy: correct / Math.max(1, rewards.length),
     mean_reward: rewards.reduce((a, b) => a + b, 0) / Math.max(1, rewards.length),
   };
 }
@@ -233,6 +249,8 @@ async function startRl(ctx: StageContext, o: RlOptions): Promise<RlRun> {
       entropyCoef: o.entropy_coef,
     },
     adamw: { weightDecay: o.weight_decay, maxGradNorm: o.grad_clip },
+    // Log-probs of the policy that sampled: softmax(logits / T) (1 at T = 1 or greedy).
+    temperature: o.sampling.temperature,
     threads: ctx.manifest.runtime.threads,
     device: ctx.manifest.runtime.device,
   });
@@ -337,6 +355,8 @@ async function finishRl(ctx: StageContext, run: RlRun): Promise<StageResult> {
       steps: o.steps,
       last_mean_reward: last?.mean_reward ?? null,
       eval_accuracy: lastEval?.eval.accuracy ?? null,
+      // Over all steps: mean tool calls per trajectory, total branches / total decisions.
+      ...rolloutTotals(curve),
     },
   };
 }

@@ -112,7 +112,14 @@ export async function rolloutStep(
   return { ...res, step, tasks, stored, toolCalls };
 }
 
-/** Per-step numbers worth plotting. */
+/**
+ * Per-step numbers worth plotting. Branching (docs/BRANCHING.md): `decisions` = fork decisions
+ * taken (budget-blocked ones included; GRPO takes none), `branches` = those that branched,
+ * `branch_rate` = branches / decisions (0 with no decisions), `branch_rate_open` = branches over
+ * the decisions that had budget left (the rule's own rate), `children` / `forks_per_question` =
+ * trajectories created by forks, `delta_h_branched` / `delta_h_not_branched` = mean ΔH of the
+ * branch and no_branch decisions (null when there are none).
+ */
 export function stepSummary(
   questions: readonly QuestionRollout[],
   m: RolloutMetrics,
@@ -124,20 +131,61 @@ export function stepSummary(
   return {
     mean_reward: m.reward?.mean ?? null,
     reward_parts: m.reward?.parts ?? {},
+    trajectories: m.trajectories,
     tool_calls_per_trajectory: m.toolCallsPerTrajectory.all,
     tool_errors: m.toolCalls.errors,
     tool_timeouts: m.toolCalls.timeouts,
+    decisions: m.branching.decided,
     branches: m.branching.decisions.branch,
+    branch_rate: m.branching.branchRate,
+    branch_rate_open: m.branching.openBranchRate,
     children: m.branching.children,
+    forks_per_question: m.branching.childrenPerQuestion,
     fillers: m.branching.fillers,
     delta_h_mean: m.deltaH.mean,
+    delta_h_branched: m.branching.deltaHBranched,
+    delta_h_not_branched: m.branching.deltaHNotBranched,
     mean_response_length: m.responseLength.mean,
     zero_advantage_groups: questions.length > 0 ? zeroGroups / questions.length : 0,
   };
 }
 
 /** The step numbers worth a place on the progress line (the rest are in the artefacts). */
-const PROGRESS_METRICS = ["tool_calls_per_trajectory", "branches", "delta_h_mean"];
+const PROGRESS_METRICS = [
+  "tool_calls_per_trajectory",
+  "branches",
+  "branch_rate",
+  "delta_h_mean",
+  "delta_h_branched",
+  "delta_h_not_branched",
+];
+
+/**
+ * Totals over every step of a stage, from the step summaries (curve entries without them, such as
+ * an evaluation before the first step, are skipped): `tool_calls_per_trajectory` = mean over all
+ * trajectories of all steps, `branch_rate` = all branches / all decisions (0 with no decisions,
+ * as GRPO).
+ */
+export function rolloutTotals(
+  steps: readonly Json[],
+): { tool_calls_per_trajectory: number; branch_rate: number } {
+  let trajectories = 0, calls = 0, decisions = 0, branches = 0;
+  for (const e of steps as Record<string, Json>[]) {
+    const n = e.trajectories, c = e.tool_calls_per_trajectory;
+    if (typeof n === "number" && typeof c === "number") {
+      trajectories += n;
+      calls += c * n;
+    }
+    if (typeof e.decisions === "number" && typeof e.branches === "number") {
+      decisions += e.decisions;
+      branches += e.branches;
+    }
+  }
+  return {
+    tool_calls_per_trajectory: trajectories > 0 ? calls / trajectories : 0,
+    branch_rate: decisions > 0 ? branches / decisions : 0,
+  };
+}
 
 /**
  * `dry_run: true`: every step's rollouts, rewards and advantages, no update. Resumable. Output
@@ -183,6 +231,7 @@ export async function runRlDryRun(ctx: StageContext, o: RlOptions): Promise<Stag
       steps: o.steps,
       last_mean_reward: last?.mean_reward ?? null,
       last_tool_calls_per_trajectory: last?.tool_calls_per_trajectory ?? null,
+      ...rolloutTotals(steps),
     },
   };
 }
