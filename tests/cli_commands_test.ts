@@ -1,7 +1,7 @@
 // The CLI as a user sees it: exit codes and output. One scratch store and fixture copy for all.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cli, FIXTURE_STAGES, REPO, rm, scratchFixtures } from "./fixtures/helpers.ts";
+import { cli, interruptCli, rm, scratchFixtures } from "./fixtures/helpers.ts";
 
 Deno.test("cli: exp, show, ls, diff, verify, export and import", async (t) => {
   const dir = await scratchFixtures();
@@ -190,30 +190,12 @@ Deno.test("cli: Ctrl-C interrupts a run (exit 130); the same command resumes it"
   try {
     const path = join(dir, "manifests", "slow.yaml");
     await Deno.writeTextFile(path, "name: slow\nstages:\n  - draw: { steps: 3, sleep_ms: 300 }\n");
-    const args = ["run", "-A", "--quiet", join(REPO, "src/cli/main.ts"), "exp", path];
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [...args, "--store", join(dir, "s"), "--progress", "plain"],
-      env: { ARPO_PRELOAD: FIXTURE_STAGES, NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    // Wait for the first step's progress line, then interrupt.
-    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    let err = "";
-    while (!/draw {2}1\/3/.test(err)) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      err += value;
-    }
-    child.kill("SIGINT");
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      err += value;
-    }
-    const status = await child.status;
-    await child.stdout.cancel();
-    assert.equal(status.code, 130, err);
+    // Interrupt at the first step's progress line.
+    const { code, stderr: err } = await interruptCli(
+      ["exp", path, "--store", join(dir, "s"), "--progress", "plain"],
+      /draw {2}1\/3/,
+    );
+    assert.equal(code, 130, err);
     assert.match(err, /stage 'draw' was interrupted; run the same command again to resume/);
     const again = await cli(["exp", path, "--store", join(dir, "s"), "--progress", "plain"]);
     assert.equal(again.code, 0, again.stderr);

@@ -12,9 +12,6 @@ import { ArpoError, defaultCorrect } from "arpo-lab";
 import { judgeResponse } from "../src/eval/correct.ts";
 import { localPluginContext } from "../src/plugin/local.ts";
 import { evalOptionsSchema, runEval } from "../src/run/stages/eval.ts";
-import type { StageContext } from "../src/run/stages.ts";
-import { Stream } from "../src/rng.ts";
-import { sha256 } from "../src/store/hash.ts";
 import arith, { arithCorrect } from "../plugins/benchmarks/arith.ts";
 import kbqa from "../plugins/benchmarks/kbqa.ts";
 import jsonl from "../plugins/benchmarks/jsonl.ts";
@@ -28,7 +25,7 @@ import math500 from "../plugins/benchmarks/math500.ts";
 import aime24 from "../plugins/benchmarks/aime24.ts";
 import aime25 from "../plugins/benchmarks/aime25.ts";
 import arpoReward from "../plugins/rewards/arpo.ts";
-import { memoryStore } from "./fixtures/helpers.ts";
+import { stageContext } from "./fixtures/stage_context.ts";
 import { type Script, ScriptedPolicy } from "./fixtures/rollout/scripted_policy.ts";
 
 const FIX = fileURLToPath(new URL("./fixtures/benchmarks/", import.meta.url));
@@ -220,39 +217,16 @@ const python: Tool = {
 const search: Tool = { kind: "tool", tag: "search", description: "finds", call: () => "nothing" };
 
 function evalCtx(benchmarks: Record<string, Benchmark>, reward: Reward) {
-  const objects = new Map<string, Uint8Array>();
-  const plugin = <P>(name: string, p: P) => ({
-    name,
-    use: name,
-    digest: sha256(name),
-    reads: { data: {}, documents: [] },
-    plugin: p,
-  });
-  const ctx = {
-    config: { kind: "eval", name: "eval", options: {} },
-    name: "eval",
-    key: "k",
+  return stageContext({
+    kind: "eval",
+    options: {},
     manifest: { stages: [] },
-    baseDir: ".",
     seed: 1,
-    plugins: {
-      tools: new Map([["search", plugin("search", search)], ["python", plugin("python", python)]]),
-      rewards: new Map([["arpo", plugin("arpo", reward)]]),
-      benchmarks: new Map(Object.entries(benchmarks).map(([k, b]) => [k, plugin(k, b)])),
-      digests: {},
-    },
-    inputs: {},
-    store: memoryStore(objects),
-    stream: (...ids: (string | number)[]) => new Stream([1, "stage", "eval", ...ids]),
-    checkpoint: { save: () => Promise.resolve(), load: () => Promise.resolve(undefined) },
-    progress() {},
-    log() {},
-    signal: new AbortController().signal,
-    timing() {},
-    policy: () => Promise.resolve(new ScriptedPolicy(script)),
-    modelPath: undefined,
-  } as unknown as StageContext;
-  return { ctx, objects };
+    tools: { search, python },
+    rewards: { arpo: reward },
+    benchmarks,
+    policy: () => new ScriptedPolicy(script),
+  });
 }
 
 type PerQuestion = { task_id: string; n: number; correct: number; sample_correct: boolean[] };

@@ -6,29 +6,72 @@ import { loadManifest, manifestJsonSchema } from "../src/manifest/mod.ts";
 import { BUILTIN_STAGES } from "../src/run/builtin.ts";
 import { REPO } from "./fixtures/helpers.ts";
 
-Deno.test("experiments: quickstart, arpo-vs-grpo and entropy-probe are valid manifests", async () => {
-  for (const name of ["quickstart", "arpo-vs-grpo", "entropy-probe"]) {
+Deno.test("experiments: the shipped manifests are valid", async () => {
+  for (const name of ["quickstart", "arpo-vs-grpo", "entropy-probe", "kbqa"]) {
     const m = await loadManifest(join(REPO, "experiments", `${name}.yaml`), {
       stages: BUILTIN_STAGES,
     });
     assert.equal(m.manifest.name, name);
   }
-  const avg = await loadManifest(join(REPO, "experiments", "arpo-vs-grpo.yaml"), {
-    stages: BUILTIN_STAGES,
-  });
+});
+
+Deno.test("experiments: arpo-vs-grpo trains GRPO, random branching and ARPO at one budget from the quickstart's SFT", async () => {
+  const load = (name: string) =>
+    loadManifest(join(REPO, "experiments", `${name}.yaml`), { stages: BUILTIN_STAGES });
+  const avg = await load("arpo-vs-grpo"), qs = await load("quickstart");
   const rl = avg.manifest.stages.filter((s) => s.kind === "rl");
-  assert.deepEqual(rl.map((s) => (s.options.rollout as { algorithm: string }).algorithm), [
-    "arpo",
-    "grpo",
-  ]);
-  // The same rollout budget and training schedule for both algorithms.
+  const rollout = (s: typeof rl[number]) =>
+    s.options.rollout as { algorithm: string; rollouts: number; initial: number };
+  assert.deepEqual(rl.map((s) => rollout(s).algorithm), ["grpo", "random", "arpo"]);
+  // The same rollout budget and training schedule for all three.
   const budget = (s: typeof rl[number]) => ({
-    m: (s.options.rollout as { rollouts: number }).rollouts,
+    m: rollout(s).rollouts,
     steps: s.options.steps,
     q: s.options.questions_per_step,
+    lr: s.options.lr,
     from: s.options.from,
+    sampling: s.options.sampling,
   });
   assert.deepEqual(budget(rl[0]), budget(rl[1]));
+  assert.deepEqual(budget(rl[1]), budget(rl[2]));
+  assert.equal(rollout(rl[1]).initial, rollout(rl[2]).initial, "random and ARPO: the same N");
+  // Its sft and eval_sft are the quickstart's, so a sweep of both shares them (same stage keys).
+  for (const name of ["sft", "eval_sft"]) {
+    const a = avg.manifest.stages.find((s) => s.name === name)!;
+    const b = qs.manifest.stages.find((s) => s.name === name)!;
+    assert.deepEqual(a, b, name);
+  }
+  assert.deepEqual(avg.manifest.plugins, qs.manifest.plugins);
+  assert.deepEqual(avg.manifest.policy, qs.manifest.policy);
+});
+
+Deno.test("experiments: every SFT demonstration fits the policy's context", async () => {
+  const { localPluginContext } = await import("../src/plugin/local.ts");
+  for (const name of ["quickstart", "kbqa"]) {
+    const m = (await loadManifest(join(REPO, "experiments", `${name}.yaml`), {
+      stages: BUILTIN_STAGES,
+    })).manifest;
+    const ref = m.plugins.benchmarks[0];
+    const mod = await import(join(REPO, "plugins", "benchmarks", `${ref.use}.ts`));
+    // A smaller draw of the same generator (kbqa's full knowledge base takes a minute to check).
+    const small = { ...ref.with, sizes: { train: 300, rl: 1, test: 1 } };
+    if (ref.use === "kbqa") Object.assign(small, { people: 400, companies: 60, cities: 40 });
+    const bench = await mod.default(small, localPluginContext({ name: ref.as!, seed: m.seed }));
+    const maxPosition = (m.policy as { init: { max_position: number } }).init.max_position;
+    const enc = new TextEncoder();
+    let longest = 0;
+    for (const d of await bench.demonstrations("train")) {
+      const prompt = typeof d.prompt === "string"
+        ? d.prompt
+        : d.prompt.map((x: { content: string }) => x.content).join("");
+      // Byte tokenizer: one token per byte, plus a few special tokens around the turns.
+      longest = Math.max(longest, enc.encode(prompt + d.response).length + 8);
+    }
+    assert.ok(
+      longest <= maxPosition,
+      `${name}: a demonstration of ${longest} tokens > ${maxPosition}`,
+    );
+  }
 });
 
 Deno.test("experiments: manifest.schema.json is the schema `arpo schema` writes", async () => {

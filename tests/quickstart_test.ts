@@ -4,37 +4,20 @@
 // `verify` of the run.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { REPO, rm } from "./fixtures/helpers.ts";
+import { arpo, rm } from "./fixtures/helpers.ts";
+import { QUICKSTART, quickstartSets } from "./fixtures/quickstart.ts";
 
-const SMALL = [
-  "plugins.benchmarks[0].with.sizes={train: 48, rl: 16, test: 6}",
-  "stages.sft.epochs=1",
-  "stages.eval_sft.questions=6",
-  "stages.rl.steps=2",
-  "stages.rl.questions_per_step=2",
-  "stages.rl.minibatch=1",
-  "stages.rl.rollout.rollouts=4",
-  "stages.rl.rollout.initial=2",
-  "stages.eval.questions=6",
-  "stages.probe.questions=3",
-].flatMap((s) => ["--set", s]);
-
-async function arpo(args: string[], cwd: string) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", join(REPO, "src/cli/main.ts"), ...args],
-    cwd,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const SMALL = quickstartSets({
+  sizes: { train: 48, rl: 16, test: 6 },
+  questions: 6,
+  probeQuestions: 3,
+  steps: 2,
+});
 
 Deno.test("quickstart (reduced): every stage runs, the report renders, verify reproduces it", async () => {
   const dir = await Deno.makeTempDir({ prefix: "arpo-qs-" });
   const store = join(dir, "store");
-  const manifest = join(REPO, "experiments", "quickstart.yaml");
+  const manifest = QUICKSTART;
   try {
     const run = await arpo(
       ["exp", manifest, "--store", store, "--progress", "none", "--json", ...SMALL],

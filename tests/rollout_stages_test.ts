@@ -2,7 +2,7 @@
  * The eval, probe and rl dry-run stages driven directly with a hand-built StageContext (scripted
  * policy, in-memory store, a tool and a reward written as plugins are).
  */
-import { memoryStore } from "./fixtures/helpers.ts";
+import { type Ckpt, stageContext } from "./fixtures/stage_context.ts";
 import assert from "node:assert/strict";
 import { evalOptionsSchema, runEval } from "../src/run/stages/eval.ts";
 import { probeOptionsSchema, runProbe } from "../src/run/stages/probe.ts";
@@ -10,11 +10,8 @@ import { rlOptionsSchema } from "../src/run/stages/rl.ts";
 import { runRlDryRun, stepTasks } from "../src/run/stages/rl_rollout.ts";
 import { rolloutTasks, stageTools } from "../src/run/stages/rollout_shared.ts";
 import { parseRolloutConfig } from "../src/rollout/config.ts";
-import type { StageContext } from "../src/run/stages.ts";
 import type { Benchmark, Reward, Task, Tool } from "../src/plugin/contracts.ts";
 import { Stream } from "../src/rng.ts";
-import type { Json } from "../src/store/canonical.ts";
-import { sha256 } from "../src/store/hash.ts";
 import { parseTreeLines } from "../src/rollout/artifacts.ts";
 import { type Script, ScriptedPolicy } from "./fixtures/rollout/scripted_policy.ts";
 
@@ -53,53 +50,19 @@ const reward: Reward = {
 const bench: Benchmark = { kind: "benchmark", splits: ["train", "test"], tasks: () => tasks };
 
 /** A hand-built context; `options` as the stage's schema produced them (the runner's job). */
-function makeCtx(kind: string, options: object, checkpoint?: {
-  step: number;
-  state: Record<string, string>;
-  meta: Record<string, Json>;
-}) {
-  const objects = new Map<string, Uint8Array>();
-  const saved: { step: number; state: Record<string, string> }[] = [];
-  const store = memoryStore(objects);
+function makeCtx(kind: string, options: object, checkpoint?: Ckpt) {
   const policy = new ScriptedPolicy(script);
-  const plugin = <P>(name: string, p: P) => ({
-    name,
-    use: name,
-    digest: sha256(name),
-    reads: { data: {}, documents: [] },
-    plugin: p,
-  });
-  const ctx = {
-    config: { kind, name: kind, options },
-    name: kind,
-    key: "k",
-    manifest: { stages: [{ kind, name: kind, options }] },
-    baseDir: ".",
+  const c = stageContext({
+    kind,
+    options,
     seed: 5,
-    plugins: {
-      tools: new Map([["python", plugin("python", python)]]),
-      rewards: new Map([["em", plugin("em", reward)]]),
-      benchmarks: new Map([["arith", plugin("arith", bench)]]),
-      digests: {},
-    },
-    inputs: {},
-    store,
-    stream: (...ids: (string | number)[]) => new Stream([5, "stage", kind, ...ids]),
-    checkpoint: {
-      save(step: number, state: Record<string, string>) {
-        saved.push({ step, state: { ...state } });
-        return Promise.resolve();
-      },
-      load: () => Promise.resolve(checkpoint),
-    },
-    progress() {},
-    log() {},
-    signal: new AbortController().signal,
-    timing() {},
-    policy: () => Promise.resolve(policy),
-    modelPath: undefined,
-  } as unknown as StageContext;
-  return { ctx, objects, saved, policy };
+    tools: { python },
+    rewards: { em: reward },
+    benchmarks: { arith: bench },
+    checkpoint,
+    policy: () => policy,
+  });
+  return { ...c, policy };
 }
 
 const sampling = { temperature: 1, top_p: 1, top_k: 0, max_tokens: 200, max_tool_calls: 3 };

@@ -10,7 +10,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { CLIENT_JS, SWEEP_CLIENT_JS } from "../src/report/client.ts";
-import { cli, FIXTURES, REPO, rm } from "./fixtures/helpers.ts";
+import { cli, FIXTURES, interruptCli, rm } from "./fixtures/helpers.ts";
 
 const env = { ARPO_PRELOAD: join(FIXTURES, "terminal", "preload.ts") };
 const CALC = fileURLToPath(new URL("./fixtures/rollout/plugins/calc.ts", import.meta.url));
@@ -344,42 +344,12 @@ Deno.test("sweep: Ctrl-C in the second seed records 'interrupted'; the same comm
   const manifest = join(dir, "m.yaml");
   await Deno.writeTextFile(manifest, MANIFEST);
   try {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--quiet",
-        join(REPO, "src/cli/main.ts"),
-        "exp",
-        manifest,
-        "--store",
-        store,
-        "--seeds",
-        "1,2",
-        "--progress",
-        "plain",
-        "--no-report",
-      ],
-      env: { ...env, ARPO_TEST_GENERATE_MS: "40", NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    let err = "";
-    while (!/^seed 2 \(2 of 2\)$[^]*^rl {2}1\/3/m.test(err)) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      err += value;
-    }
-    child.kill("SIGINT");
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      err += value;
-    }
-    const status = await child.status;
-    await child.stdout.cancel();
-    assert.equal(status.code, 130, err);
+    const { code, stderr: err } = await interruptCli(
+      ["exp", manifest, "--store", store, "--seeds", "1,2", "--progress", "plain", "--no-report"],
+      /^seed 2 \(2 of 2\)$[^]*^rl {2}1\/3/m,
+      { env: { ...env, ARPO_TEST_GENERATE_MS: "40" } },
+    );
+    assert.equal(code, 130, err);
     assert.match(err, /sweep seed 2 \(2 of 2\): run [0-9a-f]{12}, stage 'rl' was interrupted/);
     assert.doesNotMatch(err, /^\s+at /m);
 

@@ -4,36 +4,16 @@
 // again computing nothing.
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { REPO, rm } from "./fixtures/helpers.ts";
+import { arpo, rm } from "./fixtures/helpers.ts";
+import { QUICKSTART, quickstartSets } from "./fixtures/quickstart.ts";
 
-const SMALL = [
-  "plugins.benchmarks[0].with.sizes={train: 32, rl: 8, test: 4}",
-  "stages.sft.epochs=1",
-  "stages.eval_sft.questions=4",
-  "stages.eval_sft.sampling.max_tokens=48",
-  "stages.rl.steps=1",
-  "stages.rl.questions_per_step=2",
-  "stages.rl.minibatch=1",
-  "stages.rl.rollout.rollouts=4",
-  "stages.rl.rollout.initial=2",
-  "stages.rl.sampling.max_tokens=48",
-  "stages.eval.questions=4",
-  "stages.eval.sampling.max_tokens=48",
-  "stages.probe.questions=2",
-  "stages.probe.sampling.max_tokens=48",
-].flatMap((s) => ["--set", s]);
-
-async function arpo(args: string[], cwd: string) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", "--quiet", join(REPO, "src/cli/main.ts"), ...args],
-    cwd,
-    env: { NO_COLOR: "1" },
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const SMALL = quickstartSets({
+  sizes: { train: 32, rl: 8, test: 4 },
+  questions: 4,
+  probeQuestions: 2,
+  steps: 1,
+  maxTokens: 48,
+});
 
 interface Metric {
   metric: string;
@@ -48,7 +28,7 @@ interface Metric {
 Deno.test("quickstart sweep (reduced, 2 seeds): record, aggregate, show, ls, compare", async () => {
   const dir = await Deno.makeTempDir({ prefix: "arpo-qs-sweep-" });
   const store = join(dir, "store");
-  const manifest = join(REPO, "experiments", "quickstart.yaml");
+  const manifest = QUICKSTART;
   const exp = ["exp", manifest, "--store", store, "--seeds", "1,2", "--progress", "none", "--json"];
   try {
     const run = await arpo([...exp, ...SMALL], dir);

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { cli, REPO, rm } from "./fixtures/helpers.ts";
+import { cli, interruptCli, rm } from "./fixtures/helpers.ts";
 
 const FX = fileURLToPath(new URL("./fixtures/terminal/", import.meta.url));
 const MANIFEST = join(FX, "stages.yaml");
@@ -112,40 +112,12 @@ Deno.test("terminal: Ctrl-C mid-stage records 'interrupted'; exp again resumes t
   try {
     const store = join(dir, "s");
     // Slow generation, so the rl stage is interrupted between its steps' rollouts.
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--quiet",
-        join(REPO, "src/cli/main.ts"),
-        "exp",
-        MANIFEST,
-        "--store",
-        store,
-        "--progress",
-        "plain",
-        "--no-report",
-      ],
-      env: { ...env, ARPO_TEST_GENERATE_MS: "50", NO_COLOR: "1" },
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-    let err = "";
-    while (!/^rl {2}1\/4/m.test(err)) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      err += value;
-    }
-    child.kill("SIGINT");
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      err += value;
-    }
-    const status = await child.status;
-    await child.stdout.cancel();
-    assert.equal(status.code, 130, err);
+    const { code, stderr: err } = await interruptCli(
+      ["exp", MANIFEST, "--store", store, "--progress", "plain", "--no-report"],
+      /^rl {2}1\/4/m,
+      { env: { ...env, ARPO_TEST_GENERATE_MS: "50" } },
+    );
+    assert.equal(code, 130, err);
     assert.match(err, /stage 'rl' was interrupted; run the same command again to resume/);
     assert.doesNotMatch(err, /^\s+at /m, "no stack trace");
 

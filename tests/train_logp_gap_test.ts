@@ -4,24 +4,14 @@
  * as their sampled log-prob and are skipped. What is learned (the loss mask) does not change.
  */
 import assert from "node:assert/strict";
-import { parseHfConfig } from "../src/model/config.ts";
 import { initWeights } from "../src/model/weights.ts";
 import { type TreeLike, treeSequences } from "../src/train/advantages.ts";
 import { recomputeLogprobs, rlUpdate } from "../src/train/rl_update.ts";
 import { Trainer } from "../src/train/trainer.ts";
 import { Stream } from "../src/rng.ts";
+import { TINY_LLAMA } from "./fixtures/tiny_llama.ts";
 
-const cfg = parseHfConfig({
-  model_type: "llama",
-  vocab_size: 13,
-  hidden_size: 16,
-  intermediate_size: 32,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  tie_word_embeddings: true,
-  max_position_embeddings: 64,
-}, "tiny");
+const cfg = TINY_LLAMA;
 const EOS = 0;
 
 /**

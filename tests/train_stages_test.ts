@@ -5,15 +5,11 @@
  * a stage resumed from a checkpoint ends with the same bytes, and the rl stage runs rollouts →
  * advantages → updates and checkpoints every step.
  */
-import { memoryStore } from "./fixtures/helpers.ts";
+import { type Ckpt, stageContext } from "./fixtures/stage_context.ts";
 import assert from "node:assert/strict";
 import { runSft, sftOptionsSchema } from "../src/run/stages/sft.ts";
 import { rlOptionsSchema, runRl } from "../src/run/stages/rl.ts";
-import type { StageContext } from "../src/run/stages.ts";
 import type { Benchmark, Demonstration, Reward, Task, Tool } from "../src/plugin/contracts.ts";
-import { Stream } from "../src/rng.ts";
-import type { Json } from "../src/store/canonical.ts";
-import { sha256 } from "../src/store/hash.ts";
 import { loadPolicyModel } from "../src/policy/load.ts";
 import { policyInitSchema } from "../src/manifest/policy.ts";
 import { OnnxPolicy } from "../src/policy/onnx_policy.ts";
@@ -62,8 +58,6 @@ const init = policyInitSchema.parse({
   max_position: 256,
 });
 
-type Ckpt = { step: number; state: Record<string, string>; meta: Record<string, Json> };
-
 /** A hand-built context; `options` as the stage's schema produced them (the runner's job). */
 async function makeCtx(
   kind: string,
@@ -71,52 +65,23 @@ async function makeCtx(
   opts: { checkpoint?: Ckpt; objects?: Map<string, Uint8Array>; inputs?: Record<string, unknown> } =
     {},
 ) {
-  const objects = opts.objects ?? new Map<string, Uint8Array>();
-  const saved: Ckpt[] = [];
-  const store = memoryStore(objects);
   const { model, tokenizer } = await loadPolicyModel({ init }, { baseDir: ".", seed: 3 });
   const policies: OnnxPolicy[] = [];
-  const plugin = <P>(name: string, p: P) => ({
-    name,
-    use: name,
-    digest: sha256(name),
-    reads: { data: {}, documents: [] },
-    plugin: p,
-  });
-  const ctx = {
-    config: { kind, name: kind, options },
-    name: kind,
-    key: "k",
-    manifest: { stages: [{ kind, name: kind, options }], runtime: { threads: 1, device: "cpu" } },
-    baseDir: ".",
+  const { ctx, objects, saved } = stageContext({
+    kind,
+    options,
+    manifest: { runtime: { threads: 1, device: "cpu" } },
     seed: 3,
-    plugins: {
-      tools: new Map([["python", plugin("python", python)]]),
-      rewards: new Map([["r", plugin("r", reward)]]),
-      benchmarks: new Map([["toy", plugin("toy", bench)]]),
-      digests: {},
-    },
-    inputs: opts.inputs ?? {},
-    store,
-    stream: (...ids: (string | number)[]) => new Stream([3, "stage", kind, ...ids]),
-    checkpoint: {
-      save(step: number, state: Record<string, string>, meta: Record<string, Json> = {}) {
-        saved.push({ step, state: { ...state }, meta: structuredClone(meta) });
-        return Promise.resolve();
-      },
-      load: () => Promise.resolve(opts.checkpoint),
-    },
-    progress() {},
-    log() {},
-    signal: new AbortController().signal,
-    timing() {},
+    tools: { python },
+    rewards: { r: reward },
+    benchmarks: { toy: bench },
+    ...opts,
     policy: async () => {
       const p = await OnnxPolicy.create(model, tokenizer, { threads: 1 });
       policies.push(p);
       return p;
     },
-    modelPath: undefined,
-  } as unknown as StageContext;
+  });
   const close = async () => {
     for (const p of policies) await p.dispose();
   };

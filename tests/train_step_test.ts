@@ -16,18 +16,9 @@ import { adamScalars, DEFAULT_ADAMW, lrAt } from "../src/train/optimizer.ts";
 import { Trainer } from "../src/train/trainer.ts";
 import { checkpointBytes, parseCheckpoint } from "../src/train/checkpoint.ts";
 import { Stream } from "../src/rng.ts";
+import { TINY_LLAMA } from "./fixtures/tiny_llama.ts";
 
-const cfg = parseHfConfig({
-  model_type: "llama",
-  vocab_size: 13,
-  hidden_size: 16,
-  intermediate_size: 32,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  tie_word_embeddings: true,
-  max_position_embeddings: 64,
-}, "tiny");
+const cfg = TINY_LLAMA;
 
 function seqs(n: number, key: string): TrainSequence[] {
   const s = new Stream(["train-test", key]);

@@ -6,7 +6,6 @@
  * T = 1 (and T = 0, greedy) the trainer's bytes equal those of a trainer given no temperature.
  */
 import assert from "node:assert/strict";
-import { parseHfConfig } from "../src/model/config.ts";
 import { buildDecoderGraph } from "../src/model/decoder_graph.ts";
 import { initWeights } from "../src/model/weights.ts";
 import type { TensorMap } from "../src/model/safetensors.ts";
@@ -17,19 +16,10 @@ import { packBatch, type TrainSequence } from "../src/train/batch.ts";
 import { Trainer } from "../src/train/trainer.ts";
 import { checkpointBytes } from "../src/train/checkpoint.ts";
 import { Stream } from "../src/rng.ts";
+import { TINY_LLAMA, TINY_VOCAB } from "./fixtures/tiny_llama.ts";
 
-const V = 13;
-const cfg = parseHfConfig({
-  model_type: "llama",
-  vocab_size: V,
-  hidden_size: 16,
-  intermediate_size: 32,
-  num_hidden_layers: 2,
-  num_attention_heads: 4,
-  num_key_value_heads: 2,
-  tie_word_embeddings: true,
-  max_position_embeddings: 64,
-}, "tiny");
+const V = TINY_VOCAB;
+const cfg = TINY_LLAMA;
 const T = 0.6;
 
 function seqs(n: number, key: string): TrainSequence[] {

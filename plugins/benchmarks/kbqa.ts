@@ -70,6 +70,11 @@ const options = z.object({
    * the protocol from demonstrations and have no room for a long preamble).
    */
   system: z.string().nullable().optional(),
+  /**
+   * Demonstration style: `full` (a thought naming each fact and the next lookup) or `short` (the
+   * protocol with one thought, for small byte-level models whose context is the budget).
+   */
+  demo_style: z.enum(["full", "short"]).default("full"),
 }).strict();
 
 type Options = z.output<typeof options>;
@@ -399,26 +404,33 @@ export function makeQuestion(kb: KnowledgeBase, form: KbqaForm, pi: number): Kbq
 export function kbqaDemonstration(
   q: KbqaQuestion,
   index: LocalIndex,
-  opts: { topk: number; snippetChars: number },
+  opts: { topk: number; snippetChars: number; style?: "full" | "short" },
 ): string {
+  const short = opts.style === "short";
   const first = q.hops[0];
-  let out = `<think>I need to look up ${first.query} first.</think>`;
+  let out = short
+    ? "<think>Search.</think>"
+    : `<think>I need to look up ${first.query} first.</think>`;
   q.hops.forEach((h, i) => {
     const result = searchDocuments(index, h.query, {
       topk: opts.topk,
       snippetChars: opts.snippetChars,
     });
     out += `<search>${h.query}</search> <result>\n${result}\n</result>`;
+    if (short) return;
     const nextHop = q.hops[i + 1];
     out += nextHop
       ? `<think>${h.fact} Next I need to look up ${nextHop.query}.</think>`
       : `<think>${h.fact}</think>`;
   });
   if (q.python) {
-    out += `<python>print(${q.python})</python> <result>\n${q.answer}\n</result>` +
-      `<think>The difference is ${q.answer} years.</think>`;
+    out += `<python>print(${q.python})</python> <result>\n${q.answer}\n</result>`;
+    if (!short) out += `<think>The difference is ${q.answer} years.</think>`;
   }
-  return out + `<answer>The answer is \\boxed{${q.answer}}.</answer>`;
+  return out +
+    (short
+      ? `<answer>\\boxed{${q.answer}}</answer>`
+      : `<answer>The answer is \\boxed{${q.answer}}.</answer>`);
 }
 
 /** True when every hop's query retrieves the document that holds the next fact. */
@@ -492,7 +504,7 @@ export default defineBenchmark({
         throw new ArpoError(`${ctx.name}: no split '${split}' (splits: train, rl, test)`);
       }
     };
-    const demo = { topk: o.top_k, snippetChars: o.snippet_chars };
+    const demo = { topk: o.top_k, snippetChars: o.snippet_chars, style: o.demo_style };
     return {
       splits: ["train", "rl", "test"],
       tasks(split: string) {

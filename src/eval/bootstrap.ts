@@ -58,6 +58,39 @@ export function quantileSorted(sorted: readonly number[], q: number): number {
 }
 
 /**
+ * Throws a RangeError unless `resamples` is a positive integer and `confidence` lies in (0, 1).
+ *
+ * @param fn The bootstrap's name, for the message.
+ */
+export function checkBootstrapParams(fn: string, resamples: number, confidence: number): void {
+  if (!Number.isInteger(resamples) || resamples < 1) {
+    throw new RangeError(`${fn}: resamples must be a positive integer, got ${resamples}`);
+  }
+  if (!(confidence > 0 && confidence < 1)) {
+    throw new RangeError(`${fn}: confidence must be in (0, 1), got ${confidence}`);
+  }
+}
+
+/**
+ * The percentile interval of the resampled statistics `sorted` (ascending, one per resample)
+ * around `estimate`: their (1 − confidence) / 2 and (1 + confidence) / 2 quantiles.
+ */
+export function percentileInterval(
+  estimate: number,
+  sorted: readonly number[],
+  confidence: number,
+): BootstrapInterval {
+  const alpha = (1 - confidence) / 2;
+  return {
+    estimate,
+    lo: quantileSorted(sorted, alpha),
+    hi: quantileSorted(sorted, 1 - alpha),
+    confidence,
+    resamples: sorted.length,
+  };
+}
+
+/**
  * Percentile bootstrap interval of a statistic (mean by default) of `values`. The draws come from
  * a keyed stream, so the same values and options always give the same interval.
  *
@@ -81,12 +114,7 @@ export function bootstrapCI(
 ): BootstrapInterval {
   const resamples = opts.resamples ?? 1000;
   const confidence = opts.confidence ?? 0.95;
-  if (!Number.isInteger(resamples) || resamples < 1) {
-    throw new RangeError(`bootstrapCI: resamples must be a positive integer, got ${resamples}`);
-  }
-  if (!(confidence > 0 && confidence < 1)) {
-    throw new RangeError(`bootstrapCI: confidence must be in (0, 1), got ${confidence}`);
-  }
+  checkBootstrapParams("bootstrapCI", resamples, confidence);
   const stat = opts.statistic ?? mean;
   const estimate = stat(values);
   const n = values.length;
@@ -99,12 +127,5 @@ export function bootstrapCI(
     stats[r] = stat(sample);
   }
   stats.sort((x, y) => x - y);
-  const alpha = (1 - confidence) / 2;
-  return {
-    estimate,
-    lo: quantileSorted(stats, alpha),
-    hi: quantileSorted(stats, 1 - alpha),
-    confidence,
-    resamples,
-  };
+  return percentileInterval(estimate, stats, confidence);
 }

@@ -9,7 +9,7 @@
  * statistic, key, resamples, confidence).
  */
 import { type KeyPart, Stream } from "../rng.ts";
-import { type BootstrapInterval, quantileSorted } from "./bootstrap.ts";
+import { type BootstrapInterval, checkBootstrapParams, percentileInterval } from "./bootstrap.ts";
 
 /** Options of stratifiedBootstrap. */
 export interface StratifiedBootstrapOptions {
@@ -119,14 +119,7 @@ export function stratifiedBootstrap(
 ): BootstrapInterval {
   const resamples = opts.resamples ?? 2000;
   const confidence = opts.confidence ?? 0.95;
-  if (!Number.isInteger(resamples) || resamples < 1) {
-    throw new RangeError(
-      `stratifiedBootstrap: resamples must be a positive integer, got ${resamples}`,
-    );
-  }
-  if (!(confidence > 0 && confidence < 1)) {
-    throw new RangeError(`stratifiedBootstrap: confidence must be in (0, 1), got ${confidence}`);
-  }
+  checkBootstrapParams("stratifiedBootstrap", resamples, confidence);
   const full = groups.filter((g) => g.length > 0);
   const estimate = full.length ? statistic(full) : NaN;
   if (full.length === 0) return { estimate, lo: NaN, hi: NaN, confidence, resamples };
@@ -147,13 +140,5 @@ export function stratifiedBootstrap(
     stats[r] = statistic(slots);
   }
   stats.sort();
-  const sorted = Array.from(stats);
-  const alpha = (1 - confidence) / 2;
-  return {
-    estimate,
-    lo: quantileSorted(sorted, alpha),
-    hi: quantileSorted(sorted, 1 - alpha),
-    confidence,
-    resamples,
-  };
+  return percentileInterval(estimate, Array.from(stats), confidence);
 }
