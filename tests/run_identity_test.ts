@@ -199,3 +199,18 @@ Deno.test("run: a stage kind with no implementation fails before anything is rec
     await rm(dir, join(store.root, ".."));
   }
 });
+
+Deno.test("run: a second invocation that computes nothing leaves the record (and its timings) as they were", async () => {
+  const dir = await scratchFixtures();
+  const store = await scratchStore();
+  try {
+    const a = await run(dir, store);
+    const first = await Deno.readTextFile(store.metaPath("runs", a.runId));
+    assert.ok(JSON.parse(first).timings["first_ms"] >= 0, "stage timings recorded");
+    const b = await run(dir, store);
+    assert.deepEqual(b.computed, []);
+    assert.equal(await Deno.readTextFile(store.metaPath("runs", a.runId)), first);
+  } finally {
+    await rm(dir, join(store.root, ".."));
+  }
+});

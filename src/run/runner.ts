@@ -125,6 +125,9 @@ export async function runManifest(opts: RunOptions): Promise<RunResult> {
     if (error !== undefined) run.record.error = error;
     timings["total_ms"] = performance.now() - t0;
     timings["finished_unix_ms"] = Date.now();
+    // A finished run that computed nothing again keeps its record: its timings are the ones of
+    // the invocation that did the work.
+    if (run.quiet && status === "complete" && computed.length === 0) return;
     await writeRecord(opts.store, run.record);
   };
   try {
