@@ -4,6 +4,7 @@
  * loss = Σ y·R with a fixed random cotangent R, and compares the graph's gradients with central
  * differences of the loss (float32 runs, compared in float64).
  */
+import { centralDifference } from "./fixtures/finite_difference.ts";
 import assert from "node:assert/strict";
 import { Graph, type Value } from "../src/onnx/graph.ts";
 import * as op from "../src/onnx/ops.ts";
@@ -104,13 +105,7 @@ async function gradCheck(
     for (const v of grad) scale = Math.max(scale, Math.abs(v));
     for (let p = 0; p < probes; p++) {
       const j = p === 0 ? 0 : s.int(d.length);
-      const x0 = d[j];
-      d[j] = x0 + h;
-      const lp = await lossAt();
-      d[j] = x0 - h;
-      const lm = await lossAt();
-      d[j] = x0;
-      const num = (lp - lm) / (2 * h);
+      const num = await centralDifference(d, j, h, lossAt);
       const ana = grad[j];
       const tol = atol * Math.max(1, scale) + rtol * Math.max(Math.abs(num), Math.abs(ana));
       assert.ok(

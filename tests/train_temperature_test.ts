@@ -5,6 +5,7 @@
  * decoder's logits, the pg graph's gradients against central differences, at T = 0.6; and at
  * T = 1 (and T = 0, greedy) the trainer's bytes equal those of a trainer given no temperature.
  */
+import { centralDifference } from "./fixtures/finite_difference.ts";
 import assert from "node:assert/strict";
 import { buildDecoderGraph } from "../src/model/decoder_graph.ts";
 import { initWeights } from "../src/model/weights.ts";
@@ -148,13 +149,7 @@ Deno.test("temperature: pg graph gradients at T = 0.6 match central differences"
     const s = new Stream(["temperature-probe", name]);
     for (let p = 0; p < Math.min(3, d.length); p++) {
       const j = s.int(d.length);
-      const x0 = d[j];
-      d[j] = x0 + h;
-      const lp = await lossAt();
-      d[j] = x0 - h;
-      const lm = await lossAt();
-      d[j] = x0;
-      const num = (lp - lm) / (2 * h), ana = grad[j];
+      const num = await centralDifference(d, j, h, lossAt), ana = grad[j];
       const tol = 2e-3 * Math.max(1, scale) + 2e-2 * Math.max(Math.abs(num), Math.abs(ana));
       assert.ok(Math.abs(num - ana) <= tol, `d loss / d ${name}[${j}]: ${ana} vs ${num}`);
       checked++;

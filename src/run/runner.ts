@@ -142,16 +142,17 @@ export async function runManifest(opts: RunOptions): Promise<RunResult> {
       } catch (e) {
         throw await stageFailure(run, config, label, e, finish);
       }
-      let result = await reusable(run, key);
-      if (result) {
-        reporter(run).stage(config.name, config.kind, "reused");
+      const hit = await reusable(run, key);
+      if (hit) {
+        run.reporter.stage(config.name, config.kind, "reused");
         reused.push(config.name);
-      } else {
-        result = await runStage(run, kind, config, deps, key, label, finish);
-        computed.push(config.name);
+        recordStage(run, config, key, hit, true);
+        continue;
       }
-      recordStage(run, config, key, result, reused.includes(config.name));
-      if (!run.quiet && !reused.includes(config.name)) await writeRecord(opts.store, run.record);
+      const result = await runStage(run, kind, config, deps, key, label, finish);
+      computed.push(config.name);
+      recordStage(run, config, key, result, false);
+      if (!run.quiet) await writeRecord(opts.store, run.record);
     }
     await finish("complete");
     run.reporter.done();
@@ -275,10 +276,6 @@ async function runModel(
     ? await archiveModel(store, modelPath, where(view, ["policy", "model"]))
     : null;
   return { modelFiles, modelPath };
-}
-
-function reporter(run: RunState): Reporter {
-  return run.reporter;
 }
 
 /** The plugins and earlier outputs the stage reads (what its key covers). */
