@@ -37,6 +37,7 @@ export {
   type PluginKind,
   type PluginOf,
   PluginOptionsError,
+  type ResponseSegment,
   type Reward,
   type RewardDefinition,
   type RewardResult,
@@ -77,6 +78,10 @@ export {
   checkFormat,
   finalAnswer,
   type FormatCheck,
+  frameResult,
+  modelText,
+  neutralizeTags,
+  type ResponseLike,
   toolsUsed,
 } from "./src/eval/protocol.ts";
 export {
@@ -93,6 +98,17 @@ export {
   searchDocuments,
   type SearchPage,
 } from "./src/eval/search_results.ts";
+/** Inference-server wire formats, token in / token out (vLLM, SGLang, OpenAI completions). */
+export {
+  type CompletionAsk,
+  completionRequest,
+  parseCompletion,
+  type ParsedCompletion,
+  type ParsedToken,
+  type ResolveToken,
+  type ServerApi,
+  tokenIdOf,
+} from "./src/policy/server_protocol.ts";
 /** User-facing error (what, where, expected vs found); the CLI prints it without a stack. */
 export { ArpoError } from "./src/errors.ts";
 /** Sandboxed child processes (no network, scratch cwd, clean env, rlimits), for tool plugins. */
@@ -107,3 +123,9 @@ export {
   type SandboxResult,
   SandboxUnavailableError,
 } from "./src/tools/sandbox.ts";
+export {
+  PythonWorker,
+  type PythonWorkerCall,
+  type PythonWorkerOptions,
+  WorkerFailure,
+} from "./src/tools/sandbox_worker.ts";

@@ -3,6 +3,7 @@
  *
  *   deno task bench                                  # all of bench/, this file included
  *   deno run -A bench/policy_bench.ts [--json FILE] [--steps N] [--threads N] [--reps N] [--hf]
+ *     [--models 1M,20M] [--spinning on|off|both]
  *
  * For each model (~1M and ~20M parameters, seeded init, Qwen2 layout) and batch size (1, 8, 32):
  * prefill a 32-token prompt per row, then time `steps` batched decode steps through
@@ -12,7 +13,9 @@
  * prefilled rows `reps` times (after one warm-up) and keeps the fastest generate and the fastest
  * replay, which filters out most interference from other processes on a shared machine. With --hf (or when run by `deno bench`) and a
  * Python with torch (ARPO_PYTHON, else .venv/bin/python), bench/hf_generate.py times Hugging Face
- * `generate` on the same weights.
+ * `generate` on the same weights. `--spinning` sets the intra-op threads' spin-waiting between
+ * runs (SessionOptions.spinning; ORT's default is on); `both` times each batch size with spinning
+ * on and off, interleaved, rows labelled "spin" / "no-spin".
  */
 import { parseArgs } from "node:util";
 import type { DecoderConfig } from "../src/model/config.ts";
@@ -73,6 +76,8 @@ function benchTokenizer(vocab: number): TokenizerLike {
 
 export interface BenchRow {
   model: string;
+  /** Intra-op spin-waiting: "spin" (ORT's default) or "no-spin". */
+  spinning?: string;
   params: number;
   batch: number;
   steps: number;
@@ -169,24 +174,42 @@ async function pythonWithTorch(): Promise<string | undefined> {
 }
 
 export async function runBench(
-  opts: { steps: number; threads: number; hf: boolean; reps: number },
+  opts: {
+    steps: number;
+    threads: number;
+    hf: boolean;
+    reps: number;
+    models?: readonly ("1M" | "20M")[];
+    spinning?: "on" | "off" | "both";
+  },
 ): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const py = opts.hf ? await pythonWithTorch() : undefined;
   if (opts.hf && !py) console.log("(torch not importable: skipping the Hugging Face comparison)");
-  for (const name of ["1M", "20M"] as const) {
+  const spins = opts.spinning === "both" ? [true, false] : [opts.spinning !== "off"];
+  for (const name of opts.models ?? ["1M", "20M"] as const) {
     const cfg = config(name);
     const model = initModel(cfg, 0);
-    const policy = await OnnxPolicy.create(model, benchTokenizer(cfg.vocabSize), {
-      threads: opts.threads,
-    });
+    const policies = await Promise.all(
+      spins.map((spinning) =>
+        OnnxPolicy.create(model, benchTokenizer(cfg.vocabSize), {
+          threads: opts.threads,
+          spinning,
+        })
+      ),
+    );
     const mine: BenchRow[] = [];
     try {
       for (const batch of [1, 8, 32]) {
-        mine.push(await benchOne(policy, name, batch, opts.steps, opts.reps));
+        // Interleaved, so that load from other processes hits both settings alike.
+        for (const [k, policy] of policies.entries()) {
+          const row = await benchOne(policy, name, batch, opts.steps, opts.reps);
+          if (spins.length > 1 || !spins[0]) row.spinning = spins[k] ? "spin" : "no-spin";
+          mine.push(row);
+        }
       }
     } finally {
-      await policy.dispose();
+      for (const p of policies) await p.dispose();
     }
     if (py) {
       const dir = await Deno.makeTempDir();
@@ -234,13 +257,15 @@ export function formatTable(rows: BenchRow[]): string {
   ];
   for (const r of rows) {
     lines.push(
-      `| ${r.model} | ${(r.params / 1e6).toFixed(2)}M | ${r.batch} | ${
-        r.tokensPerSec.toFixed(0)
-      } | ${r.generateMs.toFixed(0)} | ${r.bareMs.toFixed(0)} | ${
-        (100 * r.overhead).toFixed(1)
-      }% | ${r.jsMs.toFixed(1)} (${(100 * r.jsMs / r.inLoopSessionMs).toFixed(1)}%) | ${
-        r.hfTokensPerSec ? r.hfTokensPerSec.toFixed(0) : "–"
-      } | ${r.hfTokensPerSec ? (r.tokensPerSec / r.hfTokensPerSec).toFixed(2) + "×" : "–"} |`,
+      `| ${r.model}${r.spinning ? ` (${r.spinning})` : ""} | ${
+        (r.params / 1e6).toFixed(2)
+      }M | ${r.batch} | ${r.tokensPerSec.toFixed(0)} | ${r.generateMs.toFixed(0)} | ${
+        r.bareMs.toFixed(0)
+      } | ${(100 * r.overhead).toFixed(1)}% | ${r.jsMs.toFixed(1)} (${
+        (100 * r.jsMs / r.inLoopSessionMs).toFixed(1)
+      }%) | ${r.hfTokensPerSec ? r.hfTokensPerSec.toFixed(0) : "–"} | ${
+        r.hfTokensPerSec ? (r.tokensPerSec / r.hfTokensPerSec).toFixed(2) + "×" : "–"
+      } |`,
     );
   }
   return lines.join("\n");
@@ -255,13 +280,23 @@ if (import.meta.main) {
       threads: { type: "string" },
       reps: { type: "string" },
       hf: { type: "boolean" },
+      models: { type: "string" },
+      spinning: { type: "string" },
     },
   });
+  const models = (values.models ?? "1M,20M").split(",");
+  if (models.some((m) => m !== "1M" && m !== "20M")) throw new Error("--models: 1M and/or 20M");
+  const spinning = values.spinning ?? "on";
+  if (spinning !== "on" && spinning !== "off" && spinning !== "both") {
+    throw new Error("--spinning must be on, off or both");
+  }
   const rows = await runBench({
     steps: Number(values.steps ?? 64),
     threads: Number(values.threads ?? 2),
     hf: values.hf ?? false,
     reps: Number(values.reps ?? 3),
+    models: models as ("1M" | "20M")[],
+    spinning,
   });
   console.log(formatTable(rows));
   if (values.json) await Deno.writeTextFile(values.json, JSON.stringify(rows, null, 2) + "\n");

@@ -7,7 +7,7 @@ Usage: python bench/torch_train_step.py DIR STEPS THREADS
 DIR holds config.json, model.safetensors and batch.json ({"tokens": [[...]], "mask": [[...]],
 "objective": "sft" | "pg", and for pg "old_logp": [[...]], "adv": [...]}, log-probs aligned with
 tokens).
-Prints one JSON line: {"ms": [per-step wall ms], "loss": [...]}.
+Prints one JSON line: {"ms": [per-step wall ms], "loss": [...], "peak_mb": peak RSS (VmHWM)}.
 Only for benchmarking; the project never needs Python.
 """
 import json
@@ -62,7 +62,11 @@ def main() -> None:
         opt.step()
         ms.append((time.perf_counter() - t0) * 1000)
         losses.append(loss.item())
-    print(json.dumps({"ms": ms, "loss": losses}))
+    peak = 0.0
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            peak = int(line.split()[1]) / 1024
+    print(json.dumps({"ms": ms, "loss": losses, "peak_mb": peak}))
 
 
 if __name__ == "__main__":

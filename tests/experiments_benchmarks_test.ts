@@ -220,6 +220,8 @@ Deno.test("experiments/benchmarks: a supplied model directory runs the manifest 
       heads: 4,
       kv_heads: 2,
       intermediate_size: 64,
+      // hotpotqa's prompts (a system prompt with the tool protocol, byte-level) exceed 512.
+      max_position: 2048,
     });
     const { model, tokenizer } = await loadPolicyModel({ init }, { baseDir: tmp, seed: 3 });
     const dir = join(tmp, "my-model");

@@ -22,7 +22,13 @@ Deno.test("experiments: arpo-vs-grpo trains GRPO, random branching and ARPO at o
   const rl = avg.manifest.stages.filter((s) => s.kind === "rl");
   const rollout = (s: typeof rl[number]) =>
     s.options.rollout as { algorithm: string; rollouts: number; initial: number };
-  assert.deepEqual(rl.map((s) => rollout(s).algorithm), ["grpo", "random", "arpo"]);
+  // GRPO, random, ARPO, then AEPO and its five ablations (issue 18), appended after them.
+  assert.deepEqual(rl.map((s) => rollout(s).algorithm), [
+    "grpo",
+    "random",
+    "arpo",
+    ...Array(6).fill("aepo"),
+  ]);
   // The same rollout budget and training schedule for all three.
   const budget = (s: typeof rl[number]) => ({
     m: rollout(s).rollouts,
@@ -33,8 +39,10 @@ Deno.test("experiments: arpo-vs-grpo trains GRPO, random branching and ARPO at o
     sampling: s.options.sampling,
   });
   assert.deepEqual(budget(rl[0]), budget(rl[1]));
-  assert.deepEqual(budget(rl[1]), budget(rl[2]));
-  assert.equal(rollout(rl[1]).initial, rollout(rl[2]).initial, "random and ARPO: the same N");
+  for (const s of rl.slice(1)) assert.deepEqual(budget(s), budget(rl[0]), s.name);
+  for (const s of rl.slice(2)) {
+    assert.equal(rollout(s).initial, rollout(rl[1]).initial, `random and ${s.name}: the same N`);
+  }
   // Its sft and eval_sft are the quickstart's, so a sweep of both shares them (same stage keys).
   for (const name of ["sft", "eval_sft"]) {
     const a = avg.manifest.stages.find((s) => s.name === name)!;

@@ -82,7 +82,7 @@ Deno.test("manifest error: an unknown key with nothing close lists the allowed k
   const e = parseError("name: x\nruntime: {gpus: 2}\n");
   assert.match(
     e.message,
-    /^inline\.yaml:2:11: runtime\.gpus: expected a known key, found unknown key `gpus` \(allowed here: threads, device, tool_cache\)$/m,
+    /^inline\.yaml:2:11: runtime\.gpus: expected a known key, found unknown key `gpus` \(allowed here: threads, device, numerics, tool_cache, trackers\)$/m,
   );
 });
 
@@ -172,14 +172,20 @@ Deno.test("manifest error: duplicate stage and plugin names", () => {
   );
 });
 
-Deno.test("manifest error: policy needs exactly one of model and init", () => {
+Deno.test("manifest error: policy needs exactly one of model, init and server", () => {
   const both = parseError("name: x\npolicy:\n  model: ./m\n  init: {}\n");
   assert.match(
     both.message,
-    /^inline\.yaml:3:3: policy: expected exactly one of `model`, `init`, found `model` and `init`$/m,
+    /^inline\.yaml:3:3: policy: expected exactly one of `model`, `init`, `server`, found `model` and `init`$/m,
   );
   const neither = parseError("name: x\npolicy: {}\n");
-  assert.match(neither.message, /policy: expected exactly one of `model`, `init`, found neither/);
+  assert.match(
+    neither.message,
+    /policy: expected exactly one of `model`, `init`, `server`, found neither/,
+  );
+  const server = parseError("name: x\npolicy: {server: {url: ftp://h, model: m, api: tgi}}\n");
+  assert.match(server.message, /policy\.server\.url: expected .*URL/i);
+  assert.match(server.message, /policy\.server\.api: expected one of .*vllm.*sglang.*openai/);
   const shape = parseError("name: x\npolicy: {init: {hidden_size: 100, heads: 8, kv_heads: 3}}\n");
   assert.match(
     shape.message,

@@ -86,9 +86,9 @@ Deno.test("report: untrusted text is escaped everywhere", () => {
   d.evals![0].benchmarks[0].benchmark = HOSTILE[2];
   d.run.manifest!.settings![HOSTILE[3]] = HOSTILE[0];
   const html = renderReport(d);
-  // Exactly our four script elements: two JSON blocks, uPlot, the page script.
-  assert.equal(html.match(/<script/gi)?.length, 4);
-  assert.equal(html.match(/<\/script/gi)?.length, 4);
+  // Exactly our five script elements: three JSON blocks, uPlot, the page script.
+  assert.equal(html.match(/<script/gi)?.length, 5);
+  assert.equal(html.match(/<\/script/gi)?.length, 5);
   for (const bad of ["<img src=x", "<svg onload", "<script>window.__pwned"]) {
     assert.ok(!html.includes(bad), `raw ${JSON.stringify(bad)} in the page`);
   }

@@ -360,12 +360,17 @@ Deno.test("step summary and stage totals: decisions, branch rate, forks per ques
     { trajectories: 8, tool_calls_per_trajectory: 1, decisions: 4, branches: 1 },
     { trajectories: 24, tool_calls_per_trajectory: 2, decisions: 6, branches: 4 },
   ]);
-  assert.deepEqual(t, { tool_calls_per_trajectory: (8 + 48) / 32, branch_rate: 0.5 });
+  assert.deepEqual(t, {
+    tool_calls_per_trajectory: (8 + 48) / 32,
+    branch_rate: 0.5,
+    infrastructure_failures: 0,
+  });
   assert.deepEqual(
     rolloutTotals([{ trajectories: 3, tool_calls_per_trajectory: 2, decisions: 0, branches: 0 }]),
     {
       tool_calls_per_trajectory: 2,
       branch_rate: 0,
+      infrastructure_failures: 0,
     },
   );
 });

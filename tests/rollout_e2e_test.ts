@@ -11,6 +11,7 @@ import { OnnxPolicy } from "../src/policy/onnx_policy.ts";
 import { runRollout } from "../src/rollout/agent_loop.ts";
 import { parseRolloutConfig } from "../src/rollout/config.ts";
 import { checkTree } from "../src/rollout/tree.ts";
+import { frameResult } from "../src/eval/protocol.ts";
 import { stream } from "../src/rng.ts";
 import { createToolRuntime } from "../src/tools/runtime.ts";
 import { resolveSandbox } from "../src/tools/sandbox.ts";
@@ -101,7 +102,7 @@ Deno.test({
           const c = tree.toolCalls.find((x) => x.result === s.id)!;
           assert.deepEqual(
             s.tokens,
-            together.policy.tokenizer.encode(` <result>\n${c.output}\n</result>`),
+            together.policy.tokenizer.encode(frameResult(c.output, ["python"])),
           );
         }
       }

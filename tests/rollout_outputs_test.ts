@@ -84,7 +84,7 @@ Deno.test("rewards: every trajectory scored, advantages per question", async () 
   const bad: Reward = { kind: "reward", score: () => ({ reward: NaN, parts: {} }) };
   assert.throws(() => scoreRollout(res.questions, bad, policy.tokenizer, "f1"), (e: unknown) => {
     assert.ok(e instanceof ArpoError);
-    assert.match(e.message, /reward plugin "f1" returned reward null for task "t1"/);
+    assert.match(e.message, /reward plugin "f1" returned reward NaN for task "t1"/);
     return true;
   });
 });

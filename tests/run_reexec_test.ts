@@ -107,7 +107,7 @@ Deno.test("archive: export → import into another store works without the origi
     const r = await basicRun(dir, store);
     const tar = join(dir, "run.tar");
     const n = await exportRun(store, r.runId, tar);
-    assert.equal(n, 7); // 4 plugin files, 1 data file, 2 outputs
+    assert.equal(n, 9); // 4 plugin files, 1 data file, 2 outputs, 2 stages' metrics
     const bytes = await Deno.readFile(tar);
     await exportRun(store, r.runId, tar);
     assert.deepEqual(await Deno.readFile(tar), bytes, "export is deterministic");

@@ -17,6 +17,7 @@ import {
   ArpoError,
   buildPrompt,
   defineBenchmark,
+  frameResult,
   mathEqual,
   normalizeMath,
   promptTools,
@@ -182,7 +183,8 @@ export function makeProblem(form: Form, rng: Stream, o: Options): ArithProblem {
 }
 
 /**
- * The demonstration response for a problem (exactly what the tools print). `short` keeps the
+ * The demonstration response for a problem (exactly what the tools print, framed as the rollout
+ * frames results: `frameResult`). `short` keeps the
  * protocol but drops the prose, for small models whose cost grows with every token; `steps` makes
  * one call per additive term (arithSteps).
  */
@@ -193,7 +195,7 @@ export function arithDemonstration(
   const value = p.value.toString();
   if (style === "steps") {
     const calls = arithSteps(p.expression).map((s) =>
-      `<python>print(${s.code})</python> <result>\n${s.value}\n</result>`
+      `<python>print(${s.code})</python>${frameResult(String(s.value), ["python"])}`
     );
     return `<think>Use Python.</think>${calls.join("")}<answer>\\boxed{${value}}</answer>`;
   }
@@ -202,8 +204,8 @@ export function arithDemonstration(
     : `<think>I need ${p.expression}; the numbers are too large to multiply reliably in my ` +
       `head, so I will use Python.</think>`;
   const answer = style === "short" ? `\\boxed{${value}}` : `The answer is \\boxed{${value}}.`;
-  return `${think}<python>print(${p.expression})</python> ` +
-    `<result>\n${value}\n</result><answer>${answer}</answer>`;
+  return `${think}<python>print(${p.expression})</python>${frameResult(value, ["python"])}` +
+    `<answer>${answer}</answer>`;
 }
 
 /** One python call of a `steps` demonstration: its code and what it prints. */

@@ -22,6 +22,7 @@ import {
   defineBenchmark,
   type Document,
   exactMatch,
+  frameResult,
   LocalIndex,
   promptTools,
   searchDocuments,
@@ -400,7 +401,13 @@ export function makeQuestion(kb: KnowledgeBase, form: KbqaForm, pi: number): Kbq
   }
 }
 
-/** The demonstration: one search per hop with the backend's exact result text, then the answer. */
+/** The tools a demonstration calls (their tags are neutralized in its framed results). */
+const DEMO_TAGS = ["search", "python"];
+
+/**
+ * The demonstration: one search per hop with the backend's exact result text, framed as the
+ * rollout frames results (`frameResult`), then the answer.
+ */
 export function kbqaDemonstration(
   q: KbqaQuestion,
   index: LocalIndex,
@@ -416,7 +423,7 @@ export function kbqaDemonstration(
       topk: opts.topk,
       snippetChars: opts.snippetChars,
     });
-    out += `<search>${h.query}</search> <result>\n${result}\n</result>`;
+    out += `<search>${h.query}</search>${frameResult(result, DEMO_TAGS)}`;
     if (short) return;
     const nextHop = q.hops[i + 1];
     out += nextHop
@@ -424,7 +431,7 @@ export function kbqaDemonstration(
       : `<think>${h.fact}</think>`;
   });
   if (q.python) {
-    out += `<python>print(${q.python})</python> <result>\n${q.answer}\n</result>`;
+    out += `<python>print(${q.python})</python>${frameResult(q.answer, DEMO_TAGS)}`;
     if (!short) out += `<think>The difference is ${q.answer} years.</think>`;
   }
   return out +

@@ -2,12 +2,14 @@
  * The ARPO hierarchical reward (ARPO.md §5, the reference's `compute_score`):
  * format failure → −1; otherwise token F1 of the last `\boxed{}` in the answer against the
  * accepted answers (SQuAD normalization, max over aliases), plus a bonus (0.1) when F1 > 0 and
- * every one of the bonus tools (search and python) was called.
+ * every one of the bonus tools (search and python) was called. Everything is read from the model's
+ * own text (`modelText`): a tool's output can neither answer nor forge the format.
  */
 import {
   boxedAnswer,
   checkFormat,
   defineReward,
+  modelText,
   type RewardResult,
   tokenF1,
   toolsUsed,
@@ -27,10 +29,12 @@ export default defineReward({
   create: (o) => ({
     score(sample): RewardResult {
       const tags = [...new Set([...o.tools, ...o.bonus_tools])];
-      // judged on the response text, like the reference: a call is <tag>…</tag> then <result>
-      const used = toolsUsed(sample.response, tags);
+      // Judged on the model's own text (results reduced to empty frames), like the reference
+      // otherwise: a call is <tag>…</tag> then <result>.
+      const own = modelText(sample);
+      const used = toolsUsed(own, tags);
       const usedTools = tags.filter((t) => used.includes(t)).join(",");
-      const fmt = checkFormat(sample.response, o.tools);
+      const fmt = checkFormat(own, o.tools);
       if (!fmt.ok) {
         return {
           reward: o.format_penalty,
@@ -43,7 +47,7 @@ export default defineReward({
           },
         };
       }
-      const answer = boxedAnswer(sample.response) ?? "";
+      const answer = boxedAnswer(own) ?? "";
       const f1 = tokenF1(answer, sample.answers);
       const bonus = f1 > 0 && o.bonus_tools.every((t) => used.includes(t)) ? o.bonus : 0;
       return {

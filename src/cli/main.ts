@@ -5,6 +5,7 @@
  */
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { ArpoError } from "../errors.ts";
+import { HelpRequest } from "./commands/_common.ts";
 
 const commandsDir = new URL("./commands/", import.meta.url);
 
@@ -23,12 +24,14 @@ async function main(args: string[]): Promise<number> {
   const [name, ...rest] = args;
   if (!name || name === "help" || name === "--help" || name === "-h") {
     const cmds = await listCommands();
-    console.log("usage: deno task arpo <command> [options]\n\ncommands:");
+    console.log(
+      "usage: arpo <command> [flags]   (arpo <command> --help: its flags)\n\ncommands:",
+    );
     for (const c of cmds) console.log(`  ${c.name.padEnd(12)} ${c.summary}`);
     return name ? 0 : 2;
   }
   if (!/^[a-z][a-z0-9-]*$/.test(name)) {
-    console.error(`arpo: unknown command '${name}' (see 'deno task arpo help')`);
+    console.error(`arpo: unknown command '${name}' (see 'arpo help')`);
     return 2;
   }
   let mod;
@@ -36,7 +39,7 @@ async function main(args: string[]): Promise<number> {
     mod = await import(new URL(`${name}.ts`, commandsDir).href);
   } catch (e) {
     if (e instanceof TypeError && /Module not found/.test(String(e))) {
-      console.error(`arpo: unknown command '${name}' (see 'deno task arpo help')`);
+      console.error(`arpo: unknown command '${name}' (see 'arpo help')`);
       return 2;
     }
     throw e;
@@ -55,9 +58,14 @@ if (import.meta.main) {
   try {
     code = await main(Deno.args);
   } catch (e) {
-    if (!(e instanceof ArpoError)) throw e;
-    console.error(`error: ${e.message}`);
-    code = e.exitCode;
+    if (e instanceof HelpRequest) {
+      console.log(e.text);
+      code = 0;
+    } else {
+      if (!(e instanceof ArpoError)) throw e;
+      console.error(`error: ${e.message}`);
+      code = e.exitCode;
+    }
   }
   Deno.exit(code);
 }

@@ -7,12 +7,14 @@
  * A response that breaks the tag protocol (`checkFormat` with the stage's tool tags) or has no
  * `\boxed{…}` in `<answer>` is incorrect without asking the benchmark; otherwise its final answer
  * (the last `\boxed{…}` in `<answer>`, `boxedAnswer`) goes to the benchmark's `correct`, or to
- * `defaultCorrect` (exact match after SQuAD normalization against any accepted answer).
+ * `defaultCorrect` (exact match after SQuAD normalization against any accepted answer). All of
+ * it is read from the model's own text (`modelText`): a tool result that prints an answer is not
+ * the model's answer.
  */
 import { ArpoError, describeError } from "../errors.ts";
 import type { Benchmark, Task } from "../plugin/contracts.ts";
 import { exactMatch } from "./f1.ts";
-import { boxedAnswer, checkFormat } from "./protocol.ts";
+import { boxedAnswer, checkFormat, modelText, type ResponseLike } from "./protocol.ts";
 
 /**
  * The correctness of a benchmark that declares none: the answer equals one of the task's
@@ -48,20 +50,22 @@ export interface Judgement {
 }
 
 /**
- * Judge one decoded response (prompt excluded, tool results included, as a reward sees it).
- * `name` names the benchmark in errors: a `correct` that throws or returns something other than a
- * boolean is an ArpoError naming the benchmark and the task.
+ * Judge one response: a reward sample (its segments say which text is the model's, `modelText`)
+ * or a decoded response string (prompt excluded), read whole. `name` names the benchmark in
+ * errors: a `correct` that throws or returns something other than a boolean is an ArpoError
+ * naming the benchmark and the task.
  */
 export function judgeResponse(
   benchmark: Pick<Benchmark, "correct">,
-  response: string,
+  response: ResponseLike,
   task: Task,
   toolTags: readonly string[],
   name = "benchmark",
 ): Judgement {
-  const format = checkFormat(response, toolTags);
+  const own = modelText(response);
+  const format = checkFormat(own, toolTags);
   if (!format.ok) return { correct: false, answer: null, formatError: format.reason };
-  const answer = boxedAnswer(response);
+  const answer = boxedAnswer(own);
   if (answer === null) return { correct: false, answer: null };
   if (!benchmark.correct) return { correct: defaultCorrect(answer, task), answer };
   let verdict: unknown;

@@ -4,7 +4,12 @@
  * `\text{…}`, thousands separators, `$`, `%`), then compared as: equal strings; numbers (with a
  * relative tolerance; fractions, roots, π evaluate); expressions with variables (evaluated at fixed
  * probe points); tuples and intervals element by element (bracket kinds must agree); sets and bare
- * comma lists in any order; matrices cell by cell.
+ * comma lists in any order; matrices cell by cell; a percentage also as its fraction (50% = 0.5).
+ *
+ * Checked against a sympy-based grader (Qwen2.5-Math style) and math-verify's rules on a corpus
+ * (tests/eval_math_equal_diff_test.ts, which lists where and why it differs from one of them:
+ * a tighter numeric tolerance than the sympy grader's 1e-4, bracket kinds and set order that
+ * matter, case that matters, percentages read both ways).
  */
 import { lastBoxed, matchBrace } from "./boxed.ts";
 
@@ -45,8 +50,10 @@ export function mathEqual(a: string, b: string, opts: MathEqualOptions = {}): bo
   if (na === nb) return true;
   // structured comparison is quadratic in list length; a runaway answer is compared as text only
   if (na.length > MAX_STRUCTURED || nb.length > MAX_STRUCTURED) return false;
-  for (const x of interpretations(na)) {
-    for (const y of interpretations(nb)) if (equalNormalized(x, y, tol, 0)) return true;
+  for (const x of interpretations(na, hasPercent(a))) {
+    for (const y of interpretations(nb, hasPercent(b))) {
+      if (equalNormalized(x, y, tol, 0)) return true;
+    }
   }
   return false;
 }
@@ -130,15 +137,24 @@ export function normalizeMath(input: string): string {
   s = s.replace(/\\frac(\d)(\d)/g, "\\frac{$1}{$2}");
   s = s.replace(/\\frac\{([^{}]*)\}(\d)/g, "\\frac{$1}{$2}");
   s = s.replace(/\\sqrt(\d)/g, "\\sqrt{$1}");
-  // `0.50` → `0.5`, `.5` → `0.5` in plain numbers
-  if (/^-?\d*\.\d+$/.test(s)) s = String(Number(s));
+  // `0.50` → `0.5`, `.5` → `0.5`, `1e3` → `1000` in plain numbers
+  if (/^-?\d*\.\d+$/.test(s) || /^-?\d+(?:\.\d+)?[eE][+-]?\d+$/.test(s)) s = String(Number(s));
   return s;
 }
 
-/** Alternative readings of a normalized string (thousands separators). */
-function interpretations(s: string): string[] {
+/** A `%` in the answer (normalizeMath drops it: `50\%` reads as 50, and also as 0.5). */
+function hasPercent(answer: string): boolean {
+  return /%/.test(lastBoxed(answer) ?? answer);
+}
+
+/**
+ * Alternative readings of a normalized string: without thousands separators; a percentage also
+ * as its fraction (`50\%` = 50 and 0.5, as the Qwen2.5-Math grader and math-verify read it).
+ */
+function interpretations(s: string, percent: boolean): string[] {
   const out = [s];
   if (/^-?\d{1,3}(,\d{3})+(\.\d+)?$/.test(s)) out.push(s.replace(/,/g, ""));
+  if (percent && !s.includes(",")) out.push(`\\frac{${s}}{100}`);
   return out;
 }
 

@@ -24,9 +24,17 @@ export interface ManifestIssue {
 /** `file:line:col: keyPath: expected …, found …` (with `(--set …)` for overrides). */
 export function formatIssue(i: ManifestIssue): string {
   const where = `${i.file}:${i.line}:${i.col}`;
-  const src = i.override !== undefined ? ` (--set ${i.override})` : "";
-  return `${where}${src}: ${i.keyPath}: expected ${i.expected}, found ${i.found}`;
+  const src = i.override !== undefined ? ` (--set ${clip(i.override)})` : "";
+  return `${where}${src}: ${clip(i.keyPath)}: expected ${i.expected}, found ${clip(i.found)}`;
 }
+
+/** Long keys and values (a garbage file's) are cut: a problem stays one line. */
+function clip(s: string, max = 200): string {
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+/** How many problems an error message lists (all of them stay in `issues`). */
+export const MAX_REPORTED = 50;
 
 /** Every problem found in one manifest. */
 export class ManifestError extends ArpoError {
@@ -37,7 +45,10 @@ export class ManifestError extends ArpoError {
     );
     const n = sorted.length;
     const head = `invalid manifest ${sorted[0]?.file ?? ""} (${n} problem${n === 1 ? "" : "s"}):`;
-    super([head, ...sorted.map(formatIssue)].join("\n"));
+    // A garbage file has a problem per line: the first ones say what is wrong.
+    const shown = sorted.slice(0, MAX_REPORTED).map(formatIssue);
+    if (n > MAX_REPORTED) shown.push(`… and ${n - MAX_REPORTED} more (fix these first)`);
+    super([head, ...shown].join("\n"));
     this.name = "ManifestError";
     this.issues = sorted;
   }

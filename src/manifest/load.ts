@@ -11,7 +11,11 @@ import type { Problem } from "./problems.ts";
 import { YamlSource } from "./source.ts";
 import type { LoadedManifest, ResolvedManifest } from "./types.ts";
 import type { StageSchema } from "./stage_schema.ts";
+import { textProblems } from "./text_check.ts";
 import { validateManifest } from "./validate.ts";
+
+/** The largest manifest accepted (bytes): far above any real one, far below an OOM. */
+export const MAX_MANIFEST_BYTES = 1 << 20;
 
 export interface ParseOptions {
   /**
@@ -61,6 +65,7 @@ function locate(
  * LoadedManifest.path). Throws ManifestError listing every problem.
  */
 export function parseManifest(text: string, file: string, opts: ParseOptions): LoadedManifest {
+  if (text.length > MAX_MANIFEST_BYTES) throw tooLarge(file, `${text.length} characters`);
   const src = new YamlSource(text);
   if (src.syntaxErrors.length) {
     throw new ManifestError(src.syntaxErrors.map((e) => ({
@@ -73,6 +78,9 @@ export function parseManifest(text: string, file: string, opts: ParseOptions): L
     })));
   }
   const { value, applied, problems } = applyOverrides(src.value, opts.overrides ?? []);
+  // Text and nesting first: a bad string is reported as such, not as what a schema makes of it.
+  const text0 = textProblems(value);
+  if (text0.length) throw new ManifestError(text0.map((p) => locate(src, file, applied, p)));
   const v = validateManifest(
     src.value === null || src.value === undefined ? src.value : value,
     opts.stages,
@@ -106,19 +114,87 @@ export async function loadManifest(
   opts: Omit<ParseOptions, "baseDir">,
 ): Promise<LoadedManifest> {
   const abs = resolve(path);
-  let text: string;
+  const text = decodeManifest(await readManifestBytes(path, abs), path);
+  return parseManifest(text, path, { ...opts, baseDir: dirname(abs) });
+}
+
+/**
+ * The manifest's bytes: a regular file (a FIFO or device would block or never end) of at most
+ * MAX_MANIFEST_BYTES, read no further than that.
+ */
+async function readManifestBytes(path: string, abs: string): Promise<Uint8Array> {
+  let f: Deno.FsFile | undefined;
   try {
-    text = await Deno.readTextFile(abs);
+    const st = await Deno.stat(abs);
+    if (st.isDirectory) {
+      throw new ArpoError(`manifest ${path} is a directory, expected a YAML file`);
+    }
+    if (!st.isFile) {
+      throw new ArpoError(
+        `manifest ${path} is not a regular file (a FIFO, socket or device: ${abs}); ` +
+          "expected a YAML file",
+      );
+    }
+    if (st.size > MAX_MANIFEST_BYTES) throw tooLarge(path, `${st.size} bytes`);
+    f = await Deno.open(abs, { read: true });
+    const buf = new Uint8Array(MAX_MANIFEST_BYTES + 1);
+    let n = 0;
+    for (;;) {
+      const r = await f.read(buf.subarray(n));
+      if (r === null) break;
+      n += r;
+      if (n > MAX_MANIFEST_BYTES) throw tooLarge(path, "more");
+    }
+    return buf.slice(0, n);
   } catch (e) {
+    if (e instanceof ArpoError) throw e;
     if (e instanceof Deno.errors.NotFound) {
       throw new ArpoError(`manifest ${path} not found (looked for ${abs})`);
     }
-    if (e instanceof Deno.errors.IsADirectory) {
-      throw new ArpoError(`manifest ${path} is a directory, expected a YAML file`);
-    }
     throw new ArpoError(`cannot read manifest ${path}: ${(e as Error).message}`, { cause: e });
+  } finally {
+    f?.close();
   }
-  return parseManifest(text, path, { ...opts, baseDir: dirname(abs) });
+}
+
+function tooLarge(path: string, found: string): ArpoError {
+  return new ArpoError(
+    `manifest ${path} is larger than a manifest may be (${MAX_MANIFEST_BYTES} bytes; found ` +
+      `${found}); data belongs in files a plugin reads`,
+  );
+}
+
+/** UTF-8 text, or a located error at the first byte that is not UTF-8. */
+function decodeManifest(bytes: Uint8Array, file: string): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    // Find the first invalid sequence: the longest prefix that decodes.
+    let lo = 0, hi = bytes.length;
+    const ok = (n: number) => {
+      try {
+        new TextDecoder("utf-8", { fatal: true }).decode(bytes.subarray(0, n), { stream: true });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if (ok(mid)) lo = mid;
+      else hi = mid - 1;
+    }
+    const before = new TextDecoder().decode(bytes.subarray(0, lo));
+    const lines = before.split("\n");
+    throw new ManifestError([{
+      file,
+      line: lines.length,
+      col: [...lines.at(-1)!].length + 1,
+      keyPath: "(encoding)",
+      expected: "UTF-8 text",
+      found: `the byte 0x${bytes[lo].toString(16).padStart(2, "0")}, which is not UTF-8`,
+    }]);
+  }
 }
 
 /** sha256 of the resolved manifest's canonical JSON: the manifest's share of a run id. */

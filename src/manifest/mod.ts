@@ -20,6 +20,7 @@ export type {
   PolicyConfig,
   ResolvedManifest,
   StageConfig,
+  Tracker,
 } from "./types.ts";
 export type { PolicyInit } from "./policy.ts";
 export { resolveModelDir } from "./policy.ts";

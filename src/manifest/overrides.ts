@@ -78,7 +78,15 @@ export function applyOverrides(
       fail([], "a YAML value after `=`", valueDoc.errors[0].message.split("\n")[0]);
       continue;
     }
-    const value = valueDoc.toJS();
+    let value: unknown;
+    try {
+      // An override is one value: an alias (`*a`) has no anchor to refer to, and is refused
+      // here rather than thrown from the YAML library.
+      value = valueDoc.toJS({ maxAliasCount: 100 });
+    } catch (e) {
+      fail([], "a YAML value after `=`", (e as Error).message.split("\n")[0]);
+      continue;
+    }
     if (!isMap(root)) {
       fail([], "a manifest that is a map", describeValue(root));
       continue;

@@ -12,27 +12,53 @@
  *   init: { architecture: qwen2, hidden_size: 128, layers: 4 }   # a fresh model, built here
  * ```
  *
+ * or
+ * ```yaml
+ * policy:
+ *   server: { url: http://127.0.0.1:8000, model: qwen, tokenizer: ./models/qwen }   # vLLM & co.
+ * ```
+ *
  * Omitting `policy:` means `policy: { init: {} }` (the small defaults below). New sources are added
  * here by extending `policySourceShape` and the `PolicyConfig` union; `POLICY_SOURCES` follows.
  */
 import { isAbsolute, resolve } from "node:path";
 import { z } from "zod";
 
+/** The most parameters a model initialized here may have (~2 GB of float32 weights). */
+export const MAX_INIT_PARAMETERS = 500e6;
+
 /** A model initialized here (random weights from the run's seed). */
 export const policyInitSchema = z.strictObject({
   architecture: z.enum(["llama", "qwen2", "qwen3"]).default("qwen2")
     .describe("decoder family (sets attention bias, q/k norm and the config.json layout)"),
-  hidden_size: z.int().min(1).default(128),
-  layers: z.int().min(1).default(4),
-  heads: z.int().min(1).default(4),
-  kv_heads: z.int().min(1).default(4).describe("key/value heads (grouped-query attention)"),
-  intermediate_size: z.int().min(1).default(512),
-  max_position: z.int().min(1).default(512).describe("longest sequence the model handles"),
+  // Bounds: a model initialized here is small; larger ones come from `model:` (issue 13: a
+  // manifest must not be able to ask for more memory than any machine has).
+  hidden_size: z.int().min(1).max(8192).default(128),
+  layers: z.int().min(1).max(256).default(4),
+  heads: z.int().min(1).max(256).default(4),
+  kv_heads: z.int().min(1).max(256).default(4).describe(
+    "key/value heads (grouped-query attention)",
+  ),
+  intermediate_size: z.int().min(1).max(65536).default(512),
+  max_position: z.int().min(1).max(1 << 17).default(512).describe(
+    "longest sequence the model handles",
+  ),
   rope_theta: z.number().positive().default(10000),
   tie_embeddings: z.boolean().default(true),
   tokenizer: z.enum(["byte"]).default("byte")
     .describe("`byte`: UTF-8 bytes plus the special tokens of the tag protocol"),
 }).superRefine((v, ctx) => {
+  const params = v.layers * (4 * v.hidden_size ** 2 + 3 * v.hidden_size * v.intermediate_size);
+  if (params > MAX_INIT_PARAMETERS) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["layers"],
+      message:
+        `a model of at most ${MAX_INIT_PARAMETERS / 1e6}M parameters (layers × (4·hidden² + ` +
+        `3·hidden·intermediate)), found ${Math.round(params / 1e6)}M; load a larger model with ` +
+        "`policy.model`",
+    });
+  }
   if (v.hidden_size % v.heads !== 0) {
     ctx.addIssue({
       code: "custom",
@@ -60,8 +86,45 @@ export const policyInitSchema = z.strictObject({
 
 export type PolicyInit = z.output<typeof policyInitSchema>;
 
+/**
+ * An OpenAI-compatible inference server holding the model (vLLM, SGLang, `arpo serve`): the
+ * rollout engine sends token ids and reads token ids with log-probabilities back
+ * (policy/server_policy.ts, docs/SERVERS.md).
+ */
+export const policyServerSchema = z.strictObject({
+  url: z.url({ protocol: /^https?$/ }).describe(
+    "base URL of the server, e.g. http://127.0.0.1:8000",
+  ),
+  model: z.string().min(1).describe("the served model name (`/v1/models`)"),
+  api: z.enum(["vllm", "sglang", "openai"]).default("vllm")
+    .describe(
+      "request dialect: `vllm` (/v1/completions with vLLM's token-id extras; also `arpo serve`), " +
+        "`sglang` (/generate with input_ids), `openai` (plain /v1/completions fields)",
+    ),
+  tokenizer: z.string().min(1).optional()
+    .describe(
+      "directory holding the model's tokenizer.json, relative to the manifest (or `byte`); " +
+        "default: the one the server publishes (`arpo serve` only)",
+    ),
+  top_logprobs: z.int().min(0).max(1000).default(20)
+    .describe(
+      "top log-probabilities asked per position (entropy is approximated from them unless the " +
+        "server returns exact entropies); vLLM caps it at --max-logprobs (default 20)",
+    ),
+  max_concurrency: z.int().min(1).default(32).describe("requests in flight at once"),
+  timeout_s: z.number().positive().default(300).describe("per-request timeout, seconds"),
+  retries: z.int().min(0).default(4).describe("retries on 429, 5xx, timeouts, dropped connections"),
+  headers: z.record(z.string(), z.string()).default({})
+    .describe(
+      "extra HTTP headers; `${env:NAME}` in a value is read from the environment when the " +
+        "server is contacted (the manifest, and so the run record, keep the placeholder)",
+    ),
+});
+
+export type PolicyServer = z.output<typeof policyServerSchema>;
+
 /** The resolved policy: exactly one source. */
-export type PolicyConfig = { model: string } | { init: PolicyInit };
+export type PolicyConfig = { model: string } | { init: PolicyInit } | { server: PolicyServer };
 
 const policySourceShape = {
   model: z.string().min(1).optional()
@@ -69,6 +132,8 @@ const policySourceShape = {
   // `init:` written with nothing after it is YAML null: same as `init: {}`.
   init: z.preprocess((v) => v === null ? {} : v, policyInitSchema).optional()
     .describe("initialize a small model here"),
+  server: policyServerSchema.optional()
+    .describe("an OpenAI-compatible inference server (vLLM, SGLang, `arpo serve`)"),
 };
 
 /** The keys of which exactly one must be given. */
@@ -85,7 +150,10 @@ export const policySchema = z.strictObject(policySourceShape).superRefine((v, ct
       }`,
     });
   }
-}).describe("the policy model: `model:` (a directory) or `init:` (a fresh model)");
+}).describe(
+  "the policy model: `model:` (a directory), `init:` (a fresh model) or `server:` (an inference " +
+    "server)",
+);
 
 /** Absolute directory of a `policy.model`, or undefined for an initialized policy. */
 export function resolveModelDir(policy: PolicyConfig, baseDir: string): string | undefined {

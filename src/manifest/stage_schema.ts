@@ -45,6 +45,11 @@ export interface StageSchema {
    * list of strings): checked against the manifest's `plugins:` with a "did you mean".
    */
   readonly references?: Readonly<Record<string, PluginReference>>;
+  /**
+   * Whether the stage, with these (validated) options, updates the policy's weights: such a
+   * stage needs a model trained here, so the manifest refuses it with an inference-server policy.
+   */
+  readonly trains?: (options: unknown) => boolean;
 }
 
 const KIND_RE = /^[a-z][a-z0-9_]*$/;

@@ -44,8 +44,21 @@ export interface ResolvedManifest {
     device: Device;
     /** Cache deterministic tools' results: all, none, or per tool name (absent names: on). */
     tool_cache: boolean | Record<string, boolean>;
+    /**
+     * `portable`: every graph runs on onnxruntime-web's WebAssembly build (the same bytes on any
+     * machine). Absent means native, so native runs keep the run ids they had before the key.
+     */
+    numerics?: "portable";
+    /**
+     * Where a finished run's metrics also go (`tensorboard`). Absent when none; outside the run
+     * id and the stage keys (run/runner.ts): where metrics are copied changes no output.
+     */
+    trackers?: Tracker[];
   };
 }
+
+/** An experiment tracker a run's metrics can be written for. */
+export type Tracker = "tensorboard";
 
 export interface LoadedManifest {
   /** Absolute path of the manifest file. */

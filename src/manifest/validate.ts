@@ -13,13 +13,22 @@ import { didYouMean, listOf } from "./suggest.ts";
 import type { PluginRef, ResolvedManifest, StageConfig } from "./types.ts";
 
 export const runtimeSchema = z.strictObject({
-  threads: z.int().min(1).default(2).describe("CPU threads for ONNX Runtime"),
+  threads: z.int().min(1).max(1024).default(2).describe("CPU threads for ONNX Runtime"),
   device: z.enum(["auto", "cpu", "cuda", "webgpu"]).default("cpu"),
+  numerics: z.enum(["native", "portable"]).default("native").describe(
+    "native: ONNX Runtime's CPU kernels for this machine's instruction set (rounding differs " +
+      "between machines); portable: its WebAssembly build on one thread, the same bytes on any " +
+      "x86-64 or arm64 machine (slower; device cpu, threads 1)",
+  ),
   tool_cache: z.union([z.boolean(), z.record(z.string(), z.boolean())]).default(true)
     .describe(
       "serve repeated calls of deterministic tools from the store's cache: true, false, or per " +
         "tool name ({python: false}; unnamed tools on)",
     ),
+  trackers: z.array(z.enum(["tensorboard"])).default([]).describe(
+    "where a finished run's metrics also go: tensorboard (event files in " +
+      "<store>/tensorboard/); not part of the run's identity",
+  ),
 });
 
 /** Everything but the stages, which validateStages dispatches by kind. */
@@ -71,7 +80,15 @@ export function validateManifest(
   const names = checkPluginNames(lenientPlugins(settings.plugins), problems);
 
   const stages = validateStages(settings.stages, stageSchemaMap(stageKinds), names, problems);
+  checkTrainingPolicy(
+    settings.policy,
+    settings.stages,
+    stages,
+    stageSchemaMap(stageKinds),
+    problems,
+  );
   checkToolCacheNames(settings.runtime, names.tools, problems);
+  checkPortable(settings.runtime, problems);
 
   if (problems.length || !top.success || !plugins.success) return { problems };
   const d = top.data;
@@ -88,10 +105,57 @@ export function validateManifest(
       benchmarks: withNames(plugins.data.benchmarks),
     },
     stages,
-    runtime: d.runtime,
+    runtime: resolvedRuntime(d.runtime),
   };
   // Drop undefined members so the value is plain JSON (what gets hashed and stored).
   return { manifest: JSON.parse(JSON.stringify(manifest)), problems };
+}
+
+/**
+ * The runtime section as it enters the identity: `numerics` only when portable, so the run ids
+ * of native runs (all runs made before the key existed) stay what they were.
+ */
+function resolvedRuntime(r: z.output<typeof runtimeSchema>): ResolvedManifest["runtime"] {
+  const { numerics, trackers, ...rest } = r;
+  // `trackers` only when set (the runner leaves it out of the identity and the stage keys)
+  return {
+    ...rest,
+    // Portable: one WebAssembly thread, whatever the default thread count (checkPortable).
+    ...(numerics === "portable" ? { numerics, threads: PORTABLE_THREADS } : {}),
+    ...(trackers.length ? { trackers: [...new Set(trackers)] } : {}),
+  };
+}
+
+/**
+ * The thread count of portable numerics. onnxruntime-web's multi-threaded WebAssembly build
+ * deadlocks in Deno on the training graphs' gradient graph (measured: no run of it finished in
+ * 200 s at 2 threads, 86 ms at 1), and the count must be fixed anyway (it changes the rounding).
+ */
+export const PORTABLE_THREADS = 1;
+
+/** `runtime.numerics: portable` runs on the WebAssembly engine, on the CPU, on one thread. */
+function checkPortable(runtime: unknown, problems: Problem[]): void {
+  if (!isMap(runtime) || runtime.numerics !== "portable") return;
+  const device = runtime.device ?? "cpu";
+  if (device !== "cpu") {
+    problems.push({
+      path: ["runtime", "device"],
+      expected: "cpu: runtime.numerics: portable runs every graph on onnxruntime-web's " +
+        "WebAssembly build, on the CPU (GPU kernels are not bit-identical across devices)",
+      found: describeValue(device),
+      at: "value",
+    });
+  }
+  const threads = runtime.threads ?? PORTABLE_THREADS;
+  if (threads !== PORTABLE_THREADS) {
+    problems.push({
+      path: ["runtime", "threads"],
+      expected: `${PORTABLE_THREADS} (or no value): runtime.numerics: portable runs on one ` +
+        "WebAssembly thread (its multi-threaded build deadlocks in Deno on the gradient graph)",
+      found: describeValue(threads),
+      at: "value",
+    });
+  }
 }
 
 /** `runtime.tool_cache: {name: bool}` may only name the manifest's tools. */
@@ -190,6 +254,41 @@ function validateStages(
     if (options) out.push({ kind, name, options });
   });
   return out;
+}
+
+/**
+ * A stage that updates weights (`StageSchema.trains`) needs a policy trained here: an inference
+ * server (`policy.server`) only samples.
+ */
+function checkTrainingPolicy(
+  policy: unknown,
+  raw: unknown,
+  stages: readonly StageConfig[],
+  defs: ReadonlyMap<string, StageSchema>,
+  problems: Problem[],
+): void {
+  if (!isMap(policy) || policy.server === undefined || !Array.isArray(raw)) return;
+  for (const st of stages) {
+    if (!defs.get(st.kind)?.trains?.(st.options)) continue;
+    const i = raw.findIndex((item) => {
+      const name = typeof item === "string"
+        ? item
+        : isMap(item) && Object.keys(item).length === 1
+        ? ((Object.values(item)[0] as { name?: unknown } | null)?.name ?? Object.keys(item)[0])
+        : undefined;
+      return name === st.name;
+    });
+    problems.push({
+      path: i >= 0 ? ["stages", i] : ["policy", "server"],
+      expected: `a stage that only samples: stage '${st.name}' (${st.kind}) updates the policy's ` +
+        `weights, which needs the model here (policy.model or policy.init), while policy.server ` +
+        `only samples from an inference server. Train with a local policy and serve the ` +
+        `checkpoint (arpo serve RUN:STAGE), or roll out without an update` +
+        (st.kind === "rl" ? " (rl: dry_run: true)" : ""),
+      found: `a ${st.kind} stage with policy.server`,
+      at: "value",
+    });
+  }
 }
 
 /** The stage's shape: a bare kind or a single-key map → its kind and raw options. */

@@ -111,6 +111,8 @@ interface Weights {
   raw(name: string): Value;
   /** x @ Wᵀ (+ b) for HF linear weights [out, in], one output per weight. */
   linear(x: Value, names: string[], biasNames?: string[]): Value[];
+  /** Initializers only: the one stored [in, out] (transposed) matrix of `linear([name])`. */
+  transposedWeight(name: string): Value;
 }
 
 /** What the parts of the decoder share while the graph is built. */
@@ -158,7 +160,7 @@ export function buildDecoderGraph(
   const rope = rotaryTables(g, cfg, positionIds);
 
   const kv: KvCache = { pastKeys: [], pastValues: [], newKeys: [], newValues: [] };
-  let h = op.gather(ctx.raw(EMBED), inputIds, 0); // token embedding [B, T, d]
+  let h = embed(ctx, inputIds); // token embedding [B, T, d]
   for (let i = 0; i < cfg.numLayers; i++) {
     h = block(ctx, i, h, rope, attentionBias, opts.noCache ? null : kv);
   }
@@ -209,6 +211,13 @@ function weightAccess(
       const t = weights!.get(name)!;
       return g.initializer(name, { dtype: "float32", dims: t.shape, data: t.data });
     });
+  /** The pre-transposed [in, Σout] initializer of one or several fused linear weights. */
+  const matrix = (names: string[]): Value =>
+    once(names.join("+"), () => {
+      const ts = names.map((n) => weights!.get(n)!);
+      const t = names.length === 1 ? transposed(ts[0]) : fusedTransposed(ts);
+      return g.constant({ dtype: "float32", dims: t.shape, data: t.data }, `${names[0]}.T`);
+    });
   /** In initializer mode several weights (and their biases) fuse into one MatMul (and one Add). */
   const linear = (x: Value, names: string[], biasNames?: string[]): Value[] => {
     if (mode === "inputs") {
@@ -217,12 +226,7 @@ function weightAccess(
         return biasNames ? op.add(y, raw(biasNames[i])) : y;
       });
     }
-    const w = once(names.join("+"), () => {
-      const ts = names.map((n) => weights!.get(n)!);
-      const t = names.length === 1 ? transposed(ts[0]) : fusedTransposed(ts);
-      return g.constant({ dtype: "float32", dims: t.shape, data: t.data }, `${names[0]}.T`);
-    });
-    let y = op.matmul(x, w);
+    let y = op.matmul(x, matrix(names));
     if (biasNames) {
       const b = once(biasNames.join("+"), () => {
         const t = concat1d(biasNames.map((n) => weights!.get(n)!));
@@ -233,7 +237,20 @@ function weightAccess(
     if (names.length === 1) return [y];
     return op.split(y, names.map((n) => shapes.get(n)![0]), -1);
   };
-  return { raw, linear };
+  return { raw, linear, transposedWeight: (name) => matrix([name]) };
+}
+
+/**
+ * Token embedding [B, T, d]. A tied table is stored once, as the LM head's [d, V] matrix: the
+ * lookup gathers its columns and transposes them (exact copies, so the values are those of a
+ * row gather), instead of a second [V, d] initializer.
+ */
+function embed(ctx: Ctx, inputIds: Value): Value {
+  if (ctx.mode === "inputs" || !ctx.cfg.tieWordEmbeddings) {
+    return op.gather(ctx.raw(EMBED), inputIds, 0);
+  }
+  const cols = op.gather(ctx.transposedWeight(EMBED), inputIds, 1); // [d, B, T]
+  return op.transpose(cols, [1, 2, 0]);
 }
 
 function rmsNorm(cfg: DecoderConfig, x: Value, w: Value): Value {

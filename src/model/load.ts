@@ -12,6 +12,7 @@ import {
   serializeSafetensors,
   type TensorMap,
 } from "./safetensors.ts";
+import { checkMemory } from "./memory.ts";
 import { initWeights, validateWeights, weightsDigest } from "./weights.ts";
 
 export interface DecoderModel {
@@ -24,6 +25,11 @@ export interface DecoderModel {
 }
 
 export const MODEL_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json"] as const;
+
+/** Whether a model directory has a tokenizer (tokenizer.json); token-id commands need none. */
+export function hasTokenizer(dir: string): Promise<boolean> {
+  return isFile(join(dir, "tokenizer.json"));
+}
 
 async function isFile(path: string): Promise<boolean> {
   try {
@@ -55,7 +61,9 @@ export async function checkModelDir(dir: string, requireTokenizer = true): Promi
   if (missing.length) {
     throw new ArpoError(
       `model directory ${dir} is missing ${missing.join(", ")}: a model directory needs ` +
-        `config.json, model.safetensors, tokenizer.json and tokenizer_config.json`,
+        `config.json and model.safetensors${
+          requireTokenizer ? ", tokenizer.json and tokenizer_config.json" : ""
+        }`,
     );
   }
 }
@@ -76,6 +84,7 @@ export async function loadModelDir(
     throw new ArpoError(`${cfgPath} is not valid JSON: ${describeError(e)}`, { cause: e });
   }
   const config = parseHfConfig(raw, cfgPath);
+  await checkMemory(dir); // before minutes of reading weights that cannot fit
   const tensors = await readModelWeights(dir, readFile);
   const weights = validateWeights(config, tensors, `${dir} (weights vs config.json)`);
   return { config, weights, digest: weightsDigest(config, weights), dir };

@@ -6,7 +6,7 @@ import { createSession, type Device, ort, type Provider, type Session } from "..
 import type { DecoderConfig } from "./config.ts";
 import { buildDecoderGraph } from "./decoder_graph.ts";
 import type { TensorMap } from "./safetensors.ts";
-import { serializeModel } from "../onnx/serialize.ts";
+import { serializeModelExternal } from "../onnx/serialize.ts";
 
 export interface ForwardInput {
   /** Rows, new tokens per row, cached slots per row (all rows padded to these). */
@@ -95,9 +95,11 @@ export class DecoderRuntime {
     weights: TensorMap,
     opts: RuntimeOptions = {},
   ): Promise<DecoderRuntime> {
+    // Weights go to ORT as external data from memory: the protobuf holds none of them, so no
+    // 2 GB limit and no copy of the weights inside it. ORT copies them into its own buffers, so
+    // the graph (and its transposed matrices) can be collected once the session exists.
     const { graph } = buildDecoderGraph(config, weights, { samplingHead: true });
-    const bytes = serializeModel(graph);
-    const session = await createSession(bytes, {
+    const session = await createSession(serializeModelExternal(graph), {
       threads: opts.threads,
       device: opts.device ?? "cpu",
       onFallback: opts.onFallback,

@@ -61,11 +61,15 @@ export function parseSafetensors(bytes: Uint8Array, where: string): TensorMap {
       );
     }
     const start = bytes.byteOffset + base + b;
-    const data = new Float32Array(count);
     const src = new DataView(bytes.buffer, start, e - b);
+    if (dt === "F32" && start % 4 === 0) {
+      // A view, not a copy: F32 weights stay in the buffer the file was read into (one copy).
+      out.set(name, { shape, data: new Float32Array(bytes.buffer, start, count) });
+      continue;
+    }
+    const data = new Float32Array(count);
     if (dt === "F32") {
-      if (start % 4 === 0) data.set(new Float32Array(bytes.buffer, start, count));
-      else for (let i = 0; i < count; i++) data[i] = src.getFloat32(4 * i, true);
+      for (let i = 0; i < count; i++) data[i] = src.getFloat32(4 * i, true);
     } else if (dt === "BF16") {
       const u = new Uint32Array(data.buffer);
       for (let i = 0; i < count; i++) u[i] = src.getUint16(2 * i, true) << 16;
@@ -111,6 +115,89 @@ export type ReadFile = (path: string) => Promise<Uint8Array>;
 
 export const defaultReadFile: ReadFile = (path) => Deno.readFile(path);
 
+/** Bytes per element of each dtype as stored and, read, as F32: what loading a file costs. */
+export interface SafetensorsSize {
+  /** Bytes of tensor data in the file. */
+  fileBytes: number;
+  /** Bytes the tensors take once read as F32. */
+  f32Bytes: number;
+  /** Bytes of tensors stored in a dtype other than F32 (converted, so read into a second buffer). */
+  convertedFileBytes: number;
+}
+
+/** Sizes from a safetensors file's header alone (the data is not read). */
+export async function safetensorsSize(path: string): Promise<SafetensorsSize> {
+  const f = await Deno.open(path, { read: true });
+  try {
+    const head = new Uint8Array(8);
+    if ((await f.read(head)) !== 8) {
+      throw new ArpoError(`${path}: not a safetensors file (too short)`);
+    }
+    const n = Number(new DataView(head.buffer).getBigUint64(0, true));
+    const size = (await f.stat()).size;
+    if (n > size - 8) throw new ArpoError(`${path}: header length ${n} exceeds file size ${size}`);
+    const hb = new Uint8Array(n);
+    for (let got = 0; got < n;) {
+      const r = await f.read(hb.subarray(got));
+      if (r === null) throw new ArpoError(`${path}: truncated header`);
+      got += r;
+    }
+    let header: Record<string, { dtype?: string; shape?: number[] }>;
+    try {
+      header = JSON.parse(new TextDecoder().decode(hb));
+    } catch (e) {
+      throw new ArpoError(`${path}: header is not valid JSON (${(e as Error).message})`);
+    }
+    const out = { fileBytes: 0, f32Bytes: 0, convertedFileBytes: 0 };
+    for (const [name, t] of Object.entries(header)) {
+      if (name === "__metadata__") continue;
+      const count = (t.shape ?? []).reduce((a, b) => a * Number(b), 1);
+      const w = DTYPE_BYTES[String(t.dtype)] ?? 4;
+      out.fileBytes += count * w;
+      out.f32Bytes += count * 4;
+      if (t.dtype !== "F32") out.convertedFileBytes += count * w;
+    }
+    return out;
+  } finally {
+    f.close();
+  }
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(p)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** The safetensors files of a model directory: model.safetensors or the shards of its index. */
+export async function weightFiles(
+  dir: string,
+  readFile: ReadFile = defaultReadFile,
+): Promise<string[]> {
+  const join = (f: string) => `${dir.replace(/\/+$/, "")}/${f}`;
+  const single = join("model.safetensors");
+  if (await exists(single)) return [single];
+  const index = join("model.safetensors.index.json");
+  if (!(await exists(index))) return [];
+  const idx = await readIndex(index, readFile);
+  return [...new Set(Object.values(idx))].sort().map(join);
+}
+
+async function readIndex(index: string, readFile: ReadFile): Promise<Record<string, string>> {
+  let idx: { weight_map?: Record<string, string> };
+  try {
+    idx = JSON.parse(new TextDecoder().decode(await readFile(index)));
+  } catch (e) {
+    throw new ArpoError(`${index}: not valid JSON (${(e as Error).message})`);
+  }
+  if (!idx.weight_map || typeof idx.weight_map !== "object") {
+    throw new ArpoError(`${index}: missing 'weight_map'`);
+  }
+  return idx.weight_map;
+}
+
 /**
  * Read the weights of a model directory: model.safetensors, or the shards listed by
  * model.safetensors.index.json.
@@ -122,24 +209,9 @@ export async function readModelWeights(
   const join = (f: string) => `${dir.replace(/\/+$/, "")}/${f}`;
   const single = join("model.safetensors");
   const index = join("model.safetensors.index.json");
-  const exists = async (p: string) => {
-    try {
-      return (await Deno.stat(p)).isFile;
-    } catch {
-      return false;
-    }
-  };
   if (await exists(single)) return parseSafetensors(await readFile(single), single);
   if (await exists(index)) {
-    let idx: { weight_map?: Record<string, string> };
-    try {
-      idx = JSON.parse(new TextDecoder().decode(await readFile(index)));
-    } catch (e) {
-      throw new ArpoError(`${index}: not valid JSON (${(e as Error).message})`);
-    }
-    if (!idx.weight_map || typeof idx.weight_map !== "object") {
-      throw new ArpoError(`${index}: missing 'weight_map'`);
-    }
+    const idx = { weight_map: await readIndex(index, readFile) };
     const shards = [...new Set(Object.values(idx.weight_map))].sort();
     const out: TensorMap = new Map();
     for (const shard of shards) {

@@ -42,6 +42,8 @@ export const NON_DIFFERENTIABLE: ReadonlySet<string> = new Set([
   "ArgMax",
   "ArgMin",
   "NonZero",
+  // Only ever emitted by ops.stopGradient (inference-mode Dropout is the identity).
+  "Dropout",
 ]);
 
 // ---------------------------------------------------------------------------------------------

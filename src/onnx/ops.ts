@@ -90,6 +90,12 @@ export const sin = (x: Value): Value => unary("Sin", x);
 export const abs = (x: Value): Value => unary("Abs", x);
 export const not = (x: Value): Value => unary("Not", x);
 export const identity = (x: Value): Value => unary("Identity", x);
+/**
+ * The value of x, with no gradient (torch's `.detach()`): an inference-mode Dropout, which ONNX
+ * defines as the identity, and which autodiff treats as non-differentiable (grad_rules.ts). It is
+ * the only use of Dropout in this project.
+ */
+export const stopGradient = (x: Value): Value => unary("Dropout", x);
 
 /** MatMul with numpy broadcasting of batch dims. */
 export function matmul(a: Value, b: Value): Value {

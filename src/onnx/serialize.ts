@@ -24,6 +24,43 @@ export interface SerializeOptions {
   extraOpsets?: Record<string, number>;
 }
 
+/**
+ * One initializer kept outside the protobuf (ONNX external data): ORT reads it from memory under
+ * `path` (onnxruntime-node's `externalData` session option), so weights never pass through the
+ * 2 GB protobuf and are not copied into it. `data` is a view of the tensor's own array.
+ */
+export interface ExternalTensor {
+  path: string;
+  data: Uint8Array;
+}
+
+/** Model bytes holding no weight data, plus the initializers they reference. */
+export interface SerializedModel {
+  model: Uint8Array;
+  externalData: ExternalTensor[];
+}
+
+/**
+ * Float initializers with at least this many elements go to external data (every weight matrix;
+ * small constants such as shapes stay inline, where ORT's shape inference reads them).
+ */
+export const EXTERNAL_MIN_ELEMENTS = 1024;
+
+function externalTensorProto(name: string, t: TensorData, path: string) {
+  const d = t.data;
+  return onnx.TensorProto.create({
+    name,
+    dims: [...t.dims],
+    dataType: DT[t.dtype],
+    dataLocation: onnx.TensorProto.DataLocation.EXTERNAL,
+    externalData: [
+      onnx.StringStringEntryProto.create({ key: "location", value: path }),
+      onnx.StringStringEntryProto.create({ key: "offset", value: "0" }),
+      onnx.StringStringEntryProto.create({ key: "length", value: String(d.byteLength) }),
+    ],
+  });
+}
+
 function tensorProto(name: string, t: TensorData) {
   const d = t.data;
   // Little-endian hosts only (x86-64/arm64): raw_data is the array's bytes.
@@ -74,14 +111,47 @@ function attrProto(name: string, a: Attr) {
   }
 }
 
-/** Serialize a graph to ONNX model bytes. */
+/** Serialize a graph to ONNX model bytes (every initializer inline: under 2 GB in all). */
 export function serializeModel(graph: Graph, opts: SerializeOptions = {}): Uint8Array {
+  return encodeModel(graph, opts, null);
+}
+
+/**
+ * Serialize a graph with its large float initializers as external data (`SerializedModel`): the
+ * protobuf stays small whatever the weights weigh, and the weights are not copied.
+ */
+export function serializeModelExternal(
+  graph: Graph,
+  opts: SerializeOptions = {},
+): SerializedModel {
+  const externalData: ExternalTensor[] = [];
+  const model = encodeModel(graph, opts, externalData);
+  return { model, externalData };
+}
+
+function encodeModel(
+  graph: Graph,
+  opts: SerializeOptions,
+  external: ExternalTensor[] | null,
+): Uint8Array {
   const opset = opts.opset ?? 17;
   if (opset < 17) throw new Error(`opset ${opset} < 17 is not supported`);
   const initializer = [];
   for (const v of graph.values) {
     const t = graph.initializers.get(v.id);
-    if (t) initializer.push(tensorProto(v.name, t));
+    if (!t) continue;
+    if (external && t.dtype === "float32" && t.data.length >= EXTERNAL_MIN_ELEMENTS) {
+      const path = `w${external.length}.bin`;
+      const d = t.data;
+      if (d.byteLength >= 2 ** 31) {
+        throw new Error(
+          `initializer '${v.name}' has ${d.byteLength} bytes: ONNX Runtime takes at most 2 GiB ` +
+            `per tensor from memory (split it, e.g. an embedding by rows)`,
+        );
+      }
+      external.push({ path, data: new Uint8Array(d.buffer, d.byteOffset, d.byteLength) });
+      initializer.push(externalTensorProto(v.name, t, path));
+    } else initializer.push(tensorProto(v.name, t));
   }
   const node = graph.nodes.map((n) =>
     onnx.NodeProto.create({

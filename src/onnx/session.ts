@@ -1,17 +1,26 @@
 /**
- * ONNX Runtime sessions with an execution provider chosen by `device`.
+ * ONNX Runtime sessions: the one place that chooses the engine and the execution provider.
  *
- * `auto` tries the GPU providers (cuda, then webgpu) and falls back to CPU, saying why; a device
- * asked for explicitly that cannot start is an ArpoError. The provider actually used is returned
- * so the run record can hold it.
+ * The engine follows the numerics in effect (numerics_mode.ts; the runner sets the manifest's
+ * `runtime.numerics` per stage): `native` runs onnxruntime-node with the provider chosen by
+ * `device`, `portable` runs onnxruntime-web's WebAssembly build (numerics_wasm.ts) whatever the
+ * device. `auto` tries the GPU providers (cuda, then webgpu) and falls back to CPU, saying why; a
+ * device asked for explicitly that cannot start is an ArpoError. The engine and provider actually
+ * used are returned so the run record can hold them. Both engines share one Tensor class
+ * (`ort.Tensor`), and `Session.ort` is an InferenceSession either way.
  */
 import * as ort from "onnxruntime-node";
 import { ArpoError, describeError } from "../errors.ts";
 import type { Graph } from "./graph.ts";
-import { serializeModel, type SerializeOptions } from "./serialize.ts";
+import { currentNumerics, type Numerics, type NumericsScope } from "./numerics_mode.ts";
+import { PORTABLE_ENGINE, wasmEngine } from "./numerics_wasm.ts";
+import { type SerializedModel, serializeModel, type SerializeOptions } from "./serialize.ts";
 
 export type Device = "auto" | "cpu" | "cuda" | "webgpu";
-export type Provider = "cpu" | "cuda" | "webgpu";
+/** `wasm`: the portable engine (onnxruntime-web's WebAssembly build, on the CPU). */
+export type Provider = "cpu" | "cuda" | "webgpu" | "wasm";
+/** The ONNX Runtime package that runs a session. */
+export type Engine = "onnxruntime-node" | typeof PORTABLE_ENGINE;
 export type OptimizationLevel = "disabled" | "basic" | "extended" | "all";
 
 // ORT logs failed provider loads at error level before throwing; the exception (which `auto`
@@ -34,12 +43,26 @@ export interface SessionOptions {
    * work between decode steps; which is faster depends on the load of the machine.
    */
   spinning?: boolean;
+  /**
+   * ORT's memory pattern (default on): plans one block for all intermediates per input shape. A
+   * session whose shapes change on every run (training batches) gains nothing from it and its
+   * arena grows by a differently sized block per shape; off allocates tensor by tensor.
+   */
+  memoryPattern?: boolean;
+  /**
+   * The engine, instead of the numerics in effect (`withNumerics`): `{mode: "portable",
+   * threads}` runs onnxruntime-web whatever `device` and `threads` say.
+   */
+  numerics?: NumericsScope;
 }
 
 export interface Session {
   readonly ort: ort.InferenceSession;
   /** Execution provider actually used. */
   readonly provider: Provider;
+  /** The engine that runs it: onnxruntime-node (native numerics) or onnxruntime-web (portable). */
+  readonly engine: Engine;
+  readonly numerics: Numerics;
   /** Why `auto` did not use a GPU provider (undefined when none was tried or one worked). */
   readonly fallback?: string;
   readonly inputNames: readonly string[];
@@ -65,11 +88,12 @@ function baseOptions(opts: SessionOptions): ort.InferenceSession.SessionOptions 
   if (opts.spinning === false) {
     o.extra = { session: { intra_op: { allow_spinning: "0" }, inter_op: { allow_spinning: "0" } } };
   }
+  if (opts.memoryPattern === false) o.enableMemPattern = false;
   return o;
 }
 
 async function tryCreate(
-  model: Uint8Array,
+  model: SerializedModel,
   provider: Provider,
   opts: SessionOptions,
 ): Promise<ort.InferenceSession> {
@@ -77,21 +101,36 @@ async function tryCreate(
   if (!known.includes(provider)) {
     throw new Error(`this onnxruntime-node build has no '${provider}' provider`);
   }
-  return await ort.InferenceSession.create(model, {
+  return await ort.InferenceSession.create(model.model, {
     ...baseOptions(opts),
     executionProviders: [provider],
+    ...externalOption(model),
   });
 }
 
-/** Create a session from a Graph or serialized model bytes. */
+/** Initializers held outside the protobuf, handed to ORT from memory (not copied here). */
+function externalOption(m: SerializedModel): { externalData?: ort.ExternalDataFileType[] } {
+  return m.externalData.length ? { externalData: m.externalData } : {};
+}
+
+/**
+ * Create a session from a Graph, serialized model bytes, or a model whose weights are external
+ * data (`serializeModelExternal`: no 2 GB protobuf limit).
+ */
 export async function createSession(
-  model: Uint8Array | Graph,
+  model: Uint8Array | Graph | SerializedModel,
   opts: SessionOptions = {},
   serializeOpts?: SerializeOptions,
 ): Promise<Session> {
-  const bytes = model instanceof Uint8Array ? model : serializeModel(model, serializeOpts);
+  const bytes: SerializedModel = model instanceof Uint8Array
+    ? { model, externalData: [] }
+    : "externalData" in model
+    ? model
+    : { model: serializeModel(model, serializeOpts), externalData: [] };
   const device = opts.device ?? "cpu";
   const label = opts.label ?? "model";
+  const numerics = opts.numerics ?? currentNumerics();
+  if (numerics.mode === "portable") return await portableSession(bytes, numerics.threads, opts);
   if (!DEVICES.includes(device)) {
     throw new ArpoError(
       `unknown device '${device}' for ${label}: expected one of ${DEVICES.join(", ")}`,
@@ -144,7 +183,95 @@ export async function createSession(
   return {
     ort: s,
     provider,
+    engine: "onnxruntime-node",
+    numerics: "native",
     fallback,
+    inputNames: s.inputNames,
+    outputNames: s.outputNames,
+    run: (feeds) => s.run(feeds) as Promise<Record<string, ort.Tensor>>,
+    release: () => s.release(),
+  };
+}
+
+/**
+ * `session` with onnxruntime-node's meaning of preallocated outputs: a fetch given as a CPU
+ * tensor receives the output's values. onnxruntime-web leaves such a tensor as it was (it
+ * computes into its own memory; a trainer that binds its next state as fetches would read stale
+ * weights), so those outputs are fetched as new tensors and copied into the caller's.
+ */
+function withPreallocatedOutputs(session: ort.InferenceSession): ort.InferenceSession {
+  type Run = (...a: unknown[]) => Promise<ort.InferenceSession.ReturnType>;
+  const run = async (
+    feeds: ort.InferenceSession.FeedsType,
+    fetches?: ort.InferenceSession.FetchesType | ort.InferenceSession.RunOptions,
+    options?: ort.InferenceSession.RunOptions,
+  ): Promise<ort.InferenceSession.ReturnType> => {
+    const given = fetches !== null && typeof fetches === "object" && !Array.isArray(fetches) &&
+        !(fetches instanceof ort.Tensor)
+      ? fetches as Record<string, unknown>
+      : undefined;
+    const into = new Map<string, ort.Tensor>();
+    for (const name of session.outputNames) {
+      const t = given?.[name];
+      if (t instanceof ort.Tensor) into.set(name, t);
+    }
+    if (!into.size) return await (session.run as Run)(feeds, fetches, options);
+    const asked = Object.fromEntries(
+      Object.entries(given!).map(([k, v]) => [k, into.has(k) ? null : v]),
+    );
+    const out = await (session.run as Run)(feeds, asked, options);
+    const res: Record<string, ort.OnnxValue> = { ...out };
+    for (const [name, t] of into) {
+      const got = out[name];
+      if (got.type !== t.type || got.data.length !== t.data.length) {
+        throw new ArpoError(
+          `output '${name}' is ${got.type}[${got.dims.join(", ")}] but the tensor given for ` +
+            `it is ${t.type}[${t.dims.join(", ")}]`,
+        );
+      }
+      (t.data as Float32Array).set(got.data as Float32Array);
+      res[name] = t;
+    }
+    return res;
+  };
+  return new Proxy(session, {
+    get(target, prop) {
+      if (prop === "run") return run;
+      const v = Reflect.get(target, prop, target);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
+/** A session on the portable engine (the WebAssembly build: CPU, `threads` threads). */
+async function portableSession(
+  bytes: SerializedModel,
+  threads: number,
+  opts: SessionOptions,
+): Promise<Session> {
+  const label = opts.label ?? "model";
+  const engine = await wasmEngine(threads, ort.Tensor);
+  let s: ort.InferenceSession;
+  try {
+    s = await engine.ort.InferenceSession.create(bytes.model, {
+      ...externalOption(bytes),
+      executionProviders: ["wasm"],
+      graphOptimizationLevel: opts.optimization ?? "all",
+      logSeverityLevel: 3,
+      ...(opts.memoryPattern === false ? { enableMemPattern: false } : {}),
+    });
+  } catch (e) {
+    throw new ArpoError(
+      `the portable engine (${PORTABLE_ENGINE}, WebAssembly) could not load ${label}: ` +
+        describeError(e).split("\n")[0],
+      { cause: e },
+    );
+  }
+  return {
+    ort: withPreallocatedOutputs(s),
+    provider: "wasm",
+    engine: PORTABLE_ENGINE,
+    numerics: "portable",
     inputNames: s.inputNames,
     outputNames: s.outputNames,
     run: (feeds) => s.run(feeds) as Promise<Record<string, ort.Tensor>>,

@@ -10,6 +10,14 @@ import { digestJson } from "../store/hash.ts";
 import type { Store } from "../store/store.ts";
 import type { Document, PluginContext } from "./contracts.ts";
 
+/** A data read after the plugin loaded: refused wherever plugins are loaded (runs, `arpo tool`). */
+export function lateReadError(who: string, path: string): ArpoError {
+  return new ArpoError(
+    `${who} reads data file '${path}' after loading; plugins must read their data in the ` +
+      `factory (PluginContext.readFile), so it is part of the run id`,
+  );
+}
+
 /**
  * Data files read by the run's plugins: path (relative to the manifest directory, "/"-separated)
  * → digest. With `archived` set, reads come from the store, not the file system.
@@ -39,12 +47,7 @@ export class DataAccess {
     const key = this.keyOf(path);
     const seen = this.#bytes.get(key);
     if (seen) return seen;
-    if (this.sealed) {
-      throw new ArpoError(
-        `${who} reads data file '${path}' after loading; plugins must read their data in the ` +
-          `factory (PluginContext.readFile), so it is part of the run id`,
-      );
-    }
+    if (this.sealed) throw lateReadError(who, path);
     let bytes: Uint8Array;
     if (this.archived) {
       const d = this.archived[key];

@@ -123,7 +123,10 @@ export interface ToolCallRecord {
   tool: string;
   /** The text between the tool's tags, trimmed. */
   input: string;
-  /** The result text the model saw between `<result>` tags (failures as `Error: …`, capped). */
+  /**
+   * The tool's result text (failures as `Error: …`, capped). The model saw it framed between
+   * `<result>` tags with protocol tags neutralized (`frameResult`); this is the text unframed.
+   */
   output: string;
   /**
    * The call failed (the tool threw, timed out or returned something other than text, or the
@@ -138,6 +141,24 @@ export interface ToolCallRecord {
   truncated?: boolean;
 }
 
+/**
+ * One piece of a response, in order: text the policy generated, or a tool result the runtime
+ * inserted. The tree knows which tokens are which; rewards that judge the model must read only
+ * `model` pieces (`modelText` does this), since a tool's output is not the model's answer.
+ */
+export interface ResponseSegment {
+  /**
+   * `model`: tokens the policy sampled (and a forced end of sequence); `result`: a tool result as
+   * the model saw it, ` <result>\n…\n</result>` (`frameResult`: protocol tags in the tool's
+   * output are neutralized), possibly cut at the response-length limit.
+   */
+  kind: "model" | "result";
+  /** The decoded text. The texts of a sample's segments, in order, are its `response`. */
+  text: string;
+  /** `result`: the index of its call in RewardSample.toolCalls. */
+  toolCall?: number;
+}
+
 /** What a reward scores: one finished trajectory. */
 export interface RewardSample {
   /** The task the trajectory answers. */
@@ -148,6 +169,14 @@ export interface RewardSample {
   answers: string[];
   /** Tool calls in order. */
   toolCalls: ToolCallRecord[];
+  /**
+   * The response split into what the model generated and what tools returned; the runtime always
+   * sets it (optional so that a sample can be written by hand as before). Judge answers on
+   * `modelText(sample)`, which keeps the model's text and reduces each result to an empty
+   * `<result></result>` frame: a result printing `<answer>\boxed{42}</answer>` then answers
+   * nothing. Without segments, `modelText` is the whole response.
+   */
+  segments?: ResponseSegment[];
 }
 
 /** A reward and its named parts. */
@@ -396,16 +425,17 @@ export function defineTool<S extends z.ZodType = z.ZodObject>(
  *
  * @example Exact match of the boxed answer
  * ```ts
- * import { boxedAnswer, defineReward, normalizeAnswer, z } from "arpo-lab";
+ * import { boxedAnswer, defineReward, modelText, normalizeAnswer, z } from "arpo-lab";
  * import assert from "node:assert/strict";
  *
  * const exact = defineReward({
  *   description: "1 when the boxed answer is an accepted answer, else `miss`",
  *   options: z.object({ miss: z.number().default(0) }).strict(),
  *   create: (o) => ({
- *     score: ({ response, answers }) => {
- *       const answer = normalizeAnswer(boxedAnswer(response) ?? "");
- *       const correct = answers.some((a) => normalizeAnswer(a) === answer);
+ *     score: (sample) => {
+ *       // The model's own text: a tool result's `\boxed{…}` is not the model's answer.
+ *       const answer = normalizeAnswer(boxedAnswer(modelText(sample)) ?? "");
+ *       const correct = sample.answers.some((a) => normalizeAnswer(a) === answer);
  *       return { reward: correct ? 1 : o.miss, parts: { correct } };
  *     },
  *   }),

@@ -21,6 +21,8 @@ import {
 import { createPluginContext, type DataAccess } from "./context.ts";
 import type { LoadedPlugin, PluginReads, StagePlugins } from "./loaded.ts";
 import { archiveSources, collectSources, materialize, sourceDigest } from "./digest.ts";
+import { guardExit } from "./exit_guard.ts";
+import { lateReadProblem } from "./late_reads.ts";
 import { LIST_KIND, type PluginList, resolveUse } from "./resolve.ts";
 
 /** The manifest as the loader needs it: positions are optional (archived manifests have none). */
@@ -77,12 +79,17 @@ export async function loadPlugins(view: ManifestView, opts: LoadOptions): Promis
     const located = await locateSources(entry, view, opts);
     digests[entry.name] = located.digest;
     sources[entry.name] = located.source;
-    const factory = await importFactory(entry, located);
     const reads = { data: {}, documents: [] };
-    const plugin = await instantiate(entry, factory, located.digest, scope, reads);
+    // An exit called while the plugin loads becomes its load error (exit_guard.ts).
+    const plugin = await guardExit(async () =>
+      instantiate(entry, await importFactory(entry, located), located.digest, scope, reads)
+    );
     loaded.push(plugin);
     addPlugin(plugins, entry, located.digest, reads, plugin);
   }
+  // Loaded: what they read is known (the run id is computed from it); later reads are refused,
+  // in a run and in `arpo tool` alike.
+  opts.data.sealed = true;
 
   return {
     tools: plugins.tools,
@@ -289,6 +296,8 @@ async function instantiate(
     fail(entry, `threw while loading: ${describeError(e)}`, e);
   }
   checkShape(obj, entry.kind, (what) => fail(entry, what));
+  const late = lateReadProblem(obj);
+  if (late) fail(entry, late);
   return obj as Plugin;
 }
 

@@ -15,6 +15,8 @@ import {
   type PluginOf,
   PluginOptionsError,
 } from "./contracts.ts";
+import { lateReadError } from "./context.ts";
+import { lateReadProblem } from "./late_reads.ts";
 import { checkShape } from "./load.ts";
 import { type PluginList, resolveUse } from "./resolve.ts";
 
@@ -104,12 +106,25 @@ export async function loadLocalPlugin<K extends PluginKind>(
     throw new ArpoError(`${label} is a ${factory.pluginKind} plugin, not a ${kind}`);
   }
   const name = ctx.name ?? use.replace(/^.*[\\/]/, "").replace(/\.[jt]s$/, "");
+  // Reads are allowed while the factory runs, as in a run's loader (context.ts, late_reads.ts).
+  let loading = true;
+  const base = localPluginContext({ ...ctx, name });
+  const readFile = (p: string) =>
+    loading ? base.readFile(p) : Promise.reject(lateReadError(label, p));
+  const pctx: PluginContext = {
+    ...base,
+    readFile,
+    readText: async (p) => new TextDecoder().decode(await readFile(p)),
+  };
   try {
-    const p = await factory(options ?? {}, localPluginContext({ ...ctx, name }));
-    // The same contract check as a run's loader, so a wrong shape is named, not a TypeError.
+    const p = await factory(options ?? {}, pctx);
+    loading = false;
+    // The same contract checks as a run's loader, so a wrong shape is named, not a TypeError.
     checkShape(p, kind, (what) => {
       throw new ArpoError(`${label} (${url}): ${what}`);
     });
+    const late = lateReadProblem(p);
+    if (late) throw new ArpoError(`${label} (${url}): ${late}`);
     return p as PluginOf<K>;
   } catch (e) {
     if (e instanceof PluginOptionsError) {

@@ -59,6 +59,7 @@ interface Row {
 export class OnnxPolicy implements Policy {
   readonly vocabSize: number;
   readonly digest: string;
+  readonly maxPositions: number;
   readonly stats: PolicyStats = { tokensForwarded: 0, forwardCalls: 0 };
   readonly #seqs = new Map<SeqId, SeqState>();
   readonly #pool = new BufferPool(4 * 2 * 64);
@@ -74,6 +75,7 @@ export class OnnxPolicy implements Policy {
   ) {
     this.vocabSize = model.config.vocabSize;
     this.digest = model.digest;
+    this.maxPositions = model.config.maxPositionEmbeddings;
     this.#prefillChunk = opts.prefillChunk ?? 256;
     this.#scoreBudget = opts.scoreBudget ?? 4096;
   }

@@ -1,8 +1,8 @@
 /**
  * The Policy interface the rollout engine drives. Backends: the ONNX decoder built here
- * (policy/onnx_policy.ts), later an OpenAI-compatible server. A policy holds many independent
- * sequences; each draws its samples from its own keyed stream, so a sequence's tokens never depend
- * on which other sequences share its batch.
+ * (policy/onnx_policy.ts) and an OpenAI-compatible inference server (policy/server_policy.ts).
+ * A policy holds many independent sequences; each draws its samples from its own keyed stream,
+ * so a sequence's tokens never depend on which other sequences share its batch.
  */
 import type { Stream } from "../rng.ts";
 import type { TokenizerLike } from "../model/tokenizer.ts";
@@ -67,6 +67,22 @@ export interface PolicyStats {
   forwardCalls: number;
 }
 
+/**
+ * What a backend whose answers cannot be recomputed here (an inference server) recorded. The
+ * runner stores it with the stage (`policy_responses`, `policy_tokenizer`, metric `policy`), so
+ * a rerun can answer from it without the backend.
+ */
+export interface PolicyRecording {
+  /** The recorded answers (policy/server_record.ts format). */
+  responses(): Uint8Array;
+  /** The tokenizer's files, so a replay needs nothing but the store. */
+  tokenizerFiles(): Record<string, string>;
+  /** For the stage's metrics: what the backend was, that it is not bit-reproducible, entropy. */
+  summary(): Record<string, unknown>;
+  /** Answers recorded so far. */
+  size(): number;
+}
+
 export interface Policy {
   readonly tokenizer: TokenizerLike;
   readonly vocabSize: number;
@@ -74,6 +90,8 @@ export interface Policy {
   readonly digest: string;
   /** Execution provider actually used ("cpu", "cuda", "webgpu"). */
   readonly device: string;
+  /** The longest sequence (positions) the model handles, when the backend knows it. */
+  readonly maxPositions?: number;
 
   /** A new sequence holding `tokens` as its prefix (forwarded lazily, at the next generate). */
   create(tokens: readonly number[], stream: Stream): SeqId;
@@ -109,5 +127,7 @@ export interface Policy {
   ): Promise<{ logprobs: Float32Array; entropies: Float32Array }[]>;
 
   readonly stats: PolicyStats;
+  /** Set by backends that are not bit-reproducible here (see PolicyRecording). */
+  readonly recording?: PolicyRecording;
   dispose(): Promise<void>;
 }

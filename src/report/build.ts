@@ -24,8 +24,11 @@ import {
   type StageReport,
   type StageRow,
 } from "./data.ts";
+import { runSamples, type Sample, type TokenTexts } from "./samples.ts";
+import { runTokenizer, tokenTexts } from "./tokens.ts";
 import {
   branchesPerQuestion,
+  cut,
   entropyFromMetrics,
   forkPoints,
   stepFromMetrics,
@@ -40,6 +43,20 @@ export interface BuildOptions {
   maxTreesRead?: number;
   /** Outputs larger than this are not opened (default 16 MiB). */
   maxOutputBytes?: number;
+  /**
+   * Per stage kind, the default of each option (dotted path → value; manifest/option_table.ts
+   * `optionDefaults`): settings at their default are folded away in the report.
+   */
+  defaults?: Record<string, Record<string, unknown>>;
+  /**
+   * Per-token texts for the token view; default: the run's tokenizer (report/tokens.ts), when
+   * it has one here. `false`: no per-token data.
+   */
+  tokenTexts?: TokenTexts | false;
+  /** Samples kept per stage for the sample browser (default 2000). */
+  maxSamplesPerStage?: number;
+  /** Tokens with per-token entropy kept over all samples (default 150000); later ones have none. */
+  maxSampleTokens?: number;
 }
 
 type Obj = Record<string, Json>;
@@ -81,7 +98,7 @@ function flattenSettings(
   }
 }
 
-function manifestSummary(rec: RunRecord): ManifestSummary {
+function manifestSummary(rec: RunRecord, defaults: BuildOptions["defaults"]): ManifestSummary {
   const m = isObj(rec.identity.manifest) ? rec.identity.manifest : {};
   const out: ManifestSummary = {};
   if (typeof m.seed === "number") out.seed = m.seed;
@@ -103,15 +120,30 @@ function manifestSummary(rec: RunRecord): ManifestSummary {
   }
   if (plugins.length) out.plugins = plugins;
   const settings: Record<string, Scalar> = {};
+  const defaulted: string[] = [];
   if (Array.isArray(m.stages)) {
     for (const s of m.stages) {
-      if (isObj(s) && typeof s.name === "string" && isObj(s.options)) {
-        flattenSettings(s.name, s.options, settings, 60);
+      if (!(isObj(s) && typeof s.name === "string" && isObj(s.options))) continue;
+      const mine: Record<string, Scalar> = {};
+      flattenSettings(s.name, s.options, mine, 400);
+      const d = defaults?.[String(s.kind)] ?? {};
+      for (const [k, v] of Object.entries(mine)) {
+        settings[k] = v;
+        const dv = d[k.slice(s.name.length + 1)];
+        if (dv !== undefined && sameSetting(v, dv)) defaulted.push(k);
       }
     }
   }
   if (Object.keys(settings).length) out.settings = settings;
+  if (defaulted.length) out.defaulted = defaulted;
   return out;
+}
+
+/** A flattened setting equals an option's default (arrays and maps flatten to JSON text). */
+function sameSetting(v: Scalar, dflt: unknown): boolean {
+  if (v === dflt) return true;
+  const text = typeof dflt === "object" && dflt !== null ? JSON.stringify(dflt) : undefined;
+  return text !== undefined && v === (text.length > 120 ? text.slice(0, 119) + "…" : text);
 }
 
 /** Top-level scalar metrics (or estimates) of a stage, for the stage table. */
@@ -191,7 +223,7 @@ function mergeCurves(
   return out;
 }
 
-async function readSmallJson(
+export async function readSmallJson(
   store: Store,
   digest: string,
   maxBytes: number,
@@ -250,7 +282,7 @@ export async function buildReportData(
     maxTreesRead: opts.maxTreesRead ?? 400,
     maxBytes: opts.maxOutputBytes ?? 16 * 1024 * 1024,
   };
-  const data = runOverview(rec);
+  const data = runOverview(rec, opts.defaults);
   const parts: Parts = {
     training: [],
     evals: [],
@@ -268,18 +300,75 @@ export async function buildReportData(
   if (parts.forks.length) data.forks = parts.forks;
   if (parts.branching.length) data.branching = parts.branching;
   if (parts.trees.length) data.trees = parts.trees;
+  await addSamples(store, rec, data, opts);
   return data;
 }
 
+/**
+ * Every trajectory for the sample browser: texts cut at MAX_TEXT, per-token values rounded to 3
+ * decimals (the page stays small; the store keeps the full values), at most
+ * `maxSamplesPerStage` per stage and `maxSampleTokens` tokens with per-token data in all.
+ */
+async function addSamples(
+  store: Store,
+  rec: RunRecord,
+  data: ReportData,
+  opts: BuildOptions,
+): Promise<void> {
+  let texts = opts.tokenTexts === false ? undefined : opts.tokenTexts;
+  if (opts.tokenTexts === undefined) {
+    const tok = await runTokenizer(store, rec).catch(() => undefined);
+    if (tok) texts = tokenTexts(tok);
+  }
+  const all = await runSamples(store, rec, undefined, texts);
+  if (!all.length) return;
+  const perStage = opts.maxSamplesPerStage ?? 2000;
+  let tokenBudget = opts.maxSampleTokens ?? 150_000;
+  const kept: Sample[] = [];
+  const left: Record<string, number> = {};
+  const count = new Map<string, number>();
+  const r3 = (x: number) => Math.round(x * 1000) / 1000;
+  for (const s of all) {
+    const n = count.get(s.stage) ?? 0;
+    count.set(s.stage, n + 1);
+    if (n >= perStage) {
+      left[s.stage] = (left[s.stage] ?? 0) + 1;
+      continue;
+    }
+    const withTokens = tokenBudget >= s.responseTokens;
+    if (withTokens) tokenBudget -= s.responseTokens;
+    kept.push({
+      ...s,
+      question: cut(s.question),
+      parts: s.parts.map((p) => {
+        const { tokens, ...rest } = p;
+        const out = { ...rest, text: cut(p.text) };
+        return withTokens && tokens
+          ? {
+            ...out,
+            tokens: tokens.map((t) => ({
+              text: t.text,
+              entropy: r3(t.entropy),
+              logprob: r3(t.logprob),
+            })),
+          }
+          : out;
+      }),
+    });
+  }
+  data.samples = kept;
+  if (Object.keys(left).length) data.samplesLeftOut = left;
+}
+
 /** The run header and the stage table, from the record alone. */
-function runOverview(rec: RunRecord): ReportData {
+function runOverview(rec: RunRecord, defaults: BuildOptions["defaults"]): ReportData {
   const m = isObj(rec.identity.manifest) ? rec.identity.manifest : {};
   const data: ReportData = {
     run: {
       id: rec.id,
       name: rec.name,
       status: rec.status,
-      manifest: manifestSummary(rec),
+      manifest: manifestSummary(rec, defaults),
     },
     stages: stageRows(rec),
   };

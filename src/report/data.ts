@@ -10,6 +10,7 @@
  */
 import type { ToolCallNode } from "../rollout/tree.ts";
 import type { SweepAggregate } from "../store/sweeps.ts";
+import type { Sample } from "./samples.ts";
 
 export const REPORT_DATA_FORMAT = "arpo-report-data/1";
 
@@ -49,6 +50,10 @@ export interface ReportData {
   branching?: BranchingSet[];
   /** A few rollout trees for the browser. */
   trees?: ReportTree[];
+  /** Every trajectory of the rollout stages, for the sample browser and the tool-error table. */
+  samples?: Sample[];
+  /** Samples not included (the page's size limit), counted per stage. */
+  samplesLeftOut?: Record<string, number>;
 }
 
 export interface RunInfo {
@@ -70,6 +75,8 @@ export interface ManifestSummary {
   plugins?: { name: string; use: string; digest?: string }[];
   /** Any other settings worth a row (e.g. "rl.rollout.algorithm": "arpo"). */
   settings?: Record<string, Scalar>;
+  /** Keys of `settings` whose value is the stage kind's default (folded away in the report). */
+  defaulted?: string[];
 }
 
 export type StageStatus = "done" | "reused" | "running" | "failed" | "interrupted" | "pending";

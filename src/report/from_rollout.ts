@@ -27,7 +27,8 @@ function str(x: Json | undefined): string {
 function numOr(x: Json | undefined): number | undefined {
   return typeof x === "number" && Number.isFinite(x) ? x : undefined;
 }
-function cut(text: string): string {
+/** Text cut at MAX_TEXT characters, saying how much was left out. */
+export function cut(text: string): string {
   return text.length > MAX_TEXT
     ? text.slice(0, MAX_TEXT) + `\n…[${text.length - MAX_TEXT} more characters]`
     : text;

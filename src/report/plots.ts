@@ -19,6 +19,8 @@ export interface PlotSeries {
   /** False: no point markers (band edges); sweep plots only. */
   points?: false;
   values: (number | null)[];
+  /** Training curves: cumulative wall time (minutes) at each x, when the steps carry times. */
+  minutes?: (number | null)[];
 }
 
 /** A filled band between two series of a plot (indices into `series`); sweep plots only. */
@@ -41,6 +43,12 @@ export interface PlotSpec {
   /** Bands filled between two series (sweep plots: min–max over seeds). */
   bands?: PlotBand[];
   note?: string;
+  /** x values are counts (steps, tokens, branches): ticks at whole numbers only. */
+  xInteger?: boolean;
+  /** y values are counts (questions): ticks at whole numbers only. */
+  yInteger?: boolean;
+  /** A training curve: the page's smoothing, x-axis and log-scale controls apply to it. */
+  training?: boolean;
 }
 
 /** Colour-blind-safe palette (Okabe–Ito, then Tableau), cycled. */
@@ -101,6 +109,8 @@ interface RawSeries {
   color: string;
   dash?: number[];
   points: [number, number | null][];
+  /** Step → cumulative minutes (training curves with step times). */
+  minutes?: Map<number, number>;
 }
 
 /** Align series with different x values on their sorted union (missing → null). */
@@ -114,6 +124,7 @@ function align(raw: RawSeries[]): { x: number[]; series: PlotSeries[] } {
     for (const [px, py] of r.points) values[at.get(px)!] = py;
     const s: PlotSeries = { label: r.label, color: r.color, values };
     if (r.dash) s.dash = r.dash;
+    if (r.minutes) s.minutes = x.map((v) => r.minutes!.get(v) ?? null);
     return s;
   });
   return { x, series };
@@ -127,7 +138,12 @@ function hasValues(raw: RawSeries[]): boolean {
 const SCALAR_CURVES: { id: string; title: string; y: string; get: (s: StepMetrics) => unknown }[] =
   [
     { id: "reward", title: "Mean reward per step", y: "reward", get: (s) => s.reward },
-    { id: "accuracy", title: "Accuracy per step", y: "accuracy", get: (s) => s.accuracy },
+    {
+      id: "accuracy",
+      title: "Evaluation accuracy during training (rl eval_every; step 0: before training)",
+      y: "accuracy",
+      get: (s) => s.accuracy,
+    },
     {
       id: "branches",
       title: "Branches per question per step",
@@ -273,8 +289,26 @@ function scalarPlot(stages: TrainingStage[], which: "rl" | "sft", c: ScalarCurve
     label: seriesLabel(run, stage),
     color,
     points: steps.map((s) => [s.step, num(c.get(s))]),
+    minutes: cumulativeMinutes(steps),
   }));
   return trainingPlot(which, c.id, c.title, c.y, raw);
+}
+
+/** Wall time up to the end of each step (minutes), when every step says how long it took. */
+function cumulativeMinutes(steps: StepMetrics[]): Map<number, number> | undefined {
+  const out = new Map<number, number>();
+  let t = 0;
+  for (const s of steps) {
+    const ms = num(s.time?.totalMs) ??
+      (s.time
+        ? (num(s.time.generationMs) ?? 0) + (num(s.time.toolsMs) ?? 0) +
+          (num(s.time.trainingMs) ?? 0)
+        : null);
+    if (ms === null || ms <= 0) return undefined;
+    t += ms / 60000;
+    out.set(s.step, t);
+  }
+  return out.size ? out : undefined;
 }
 
 /**
@@ -300,6 +334,7 @@ function keyedPlot(
         label: seriesLabel(run, stage, "all"),
         ...style(0),
         points: steps.map((s) => [s.step, num(total(s))]),
+        minutes: cumulativeMinutes(steps),
       });
     }
     const keys = [...new Set(steps.flatMap((s) => Object.keys(parts(s) ?? {})))].sort();
@@ -308,6 +343,7 @@ function keyedPlot(
         label: seriesLabel(run, stage, k),
         ...style(i + (total ? 1 : 0)),
         points: steps.map((s) => [s.step, num(parts(s)?.[k])]),
+        minutes: cumulativeMinutes(steps),
       });
     });
   }
@@ -331,18 +367,25 @@ function trainingPlot(
     xLabel: "step",
     yLabel: y,
     ...align(raw),
+    xInteger: true,
+    training: true,
   }];
 }
 
+/**
+ * Entropy vs distance, one plot per stage (several stages on one plot were 8 series at once):
+ * after the last tool result (solid) and from the response start (dashed), one colour per run.
+ */
 function entropyPlots(runs: readonly ReportData[], colors: Colors): PlotSpec[] {
-  const raw: RawSeries[] = [];
+  const byStage = new Map<string, RawSeries[]>();
   runs.forEach((d, ri) => {
     for (const e of d.entropy ?? []) {
       const color = colors.get(ri, e.stage);
       const name = e.label ?? e.stage;
+      if (!byStage.has(name)) byStage.set(name, []);
       const curve = (c: { mean?: number[]; count?: number[] } | undefined, sub: string) => {
         if (!c || !Array.isArray(c.mean)) return;
-        raw.push({
+        byStage.get(name)!.push({
           label: seriesLabel(runLabel(d, runs), name, sub),
           color,
           ...(sub === "from response start" ? { dash: [6, 4] } : {}),
@@ -354,16 +397,22 @@ function entropyPlots(runs: readonly ReportData[], colors: Colors): PlotSpec[] {
       curve(e.fromStart, "from response start");
     }
   });
-  if (!hasValues(raw)) return [];
-  return [{
-    id: "entropy_distance",
-    section: "entropy",
-    title: "Token entropy vs distance from the last tool result (dashed: from the response start)",
-    kind: "line",
-    xLabel: "distance (tokens)",
-    yLabel: "entropy (nats)",
-    ...align(raw),
-  }];
+  const out: PlotSpec[] = [];
+  for (const [name, raw] of byStage) {
+    if (!hasValues(raw)) continue;
+    out.push({
+      id: out.length === 0 ? "entropy_distance" : `entropy_distance_${out.length + 1}`,
+      section: "entropy",
+      title: `${name}: token entropy vs distance from the last tool result (dashed: from the ` +
+        "response start)",
+      kind: "line",
+      xLabel: "distance (tokens)",
+      yLabel: "entropy (nats)",
+      ...align(raw),
+      xInteger: true,
+    });
+  }
+  return out;
 }
 
 /** Deterministic thinning: every ceil(n/max)-th point, in the given order. */
@@ -427,8 +476,9 @@ function forkPlots(runs: readonly ReportData[]): PlotSpec[] {
   return out;
 }
 
+/** Histograms of branches per question, one per (run, stage): overlaid bars hid each other. */
 function branchingPlots(runs: readonly ReportData[], colors: Colors): PlotSpec[] {
-  const raw: RawSeries[] = [];
+  const out: PlotSpec[] = [];
   runs.forEach((d, ri) => {
     for (const b of d.branching ?? []) {
       const counts = new Map<number, number>();
@@ -439,24 +489,25 @@ function branchingPlots(runs: readonly ReportData[], colors: Colors): PlotSpec[]
       if (counts.size === 0) continue;
       const max = Math.max(...counts.keys());
       const points: [number, number][] = [];
-      for (let i = 0; i <= max; i++) points.push([i, counts.get(i) ?? 0]);
-      raw.push({
-        label: seriesLabel(runLabel(d, runs), b.label ?? b.stage),
-        color: colors.get(ri, b.stage),
-        points,
+      // at least two bars' slots (0 … max + 1): uPlot cannot size bars on a single x
+      for (let i = 0; i <= Math.max(max, 0) + 1; i++) points.push([i, counts.get(i) ?? 0]);
+      const label = seriesLabel(runLabel(d, runs), b.label ?? b.stage);
+      const raw = [{ label, color: colors.get(ri, b.stage), points }];
+      if (!hasValues(raw)) continue;
+      out.push({
+        id: out.length === 0 ? "branches_per_question" : `branches_per_question_${out.length + 1}`,
+        section: "branching",
+        title: `Branches per question — ${label} (number of questions with n branches)`,
+        kind: "bars",
+        xLabel: "branches",
+        yLabel: "questions",
+        ...align(raw),
+        xInteger: true,
+        yInteger: true,
       });
     }
   });
-  if (!hasValues(raw)) return [];
-  return [{
-    id: "branches_per_question",
-    section: "branching",
-    title: "Branches per question (number of questions with n branches)",
-    kind: "bars",
-    xLabel: "branches",
-    yLabel: "questions",
-    ...align(raw),
-  }];
+  return out;
 }
 
 /** Every plot the data supports, in page order. */

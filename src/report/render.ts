@@ -10,6 +10,7 @@ import uPlot from "uplot";
 import { ArpoError } from "../errors.ts";
 import { CLIENT_JS, SWEEP_CLIENT_JS } from "./client.ts";
 import type { EntropyCurve, ReportData, ReportTree, StepMetrics, SweepInfo } from "./data.ts";
+import type { Sample } from "./samples.ts";
 import { esc, fmt, fmtMetric, fmtMs, jsonForScript, num, table } from "./html.ts";
 import {
   buildPlots,
@@ -99,6 +100,30 @@ pre.question{background:#fff8e6}
 .branch-label{font-size:12px;font-weight:600;color:#087a4a}
 .traj td{font-size:12px}
 .tree-head{display:flex;flex-wrap:wrap;gap:4px 16px;align-items:baseline}.tree-head h3{margin:6px 16px 6px 0}
+.run-cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(380px,1fr));gap:12px;margin:6px 0 12px}
+.run-card{border:1px solid var(--bd);border-radius:6px;padding:10px 14px;background:#fff;min-width:0}
+.run-title{display:flex;flex-wrap:wrap;gap:4px 14px;align-items:baseline}.run-name{font-size:16px;font-weight:700}
+.desc{margin:6px 0;max-width:90ch}
+dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:4px 14px;margin:8px 0 0}
+dl.facts dt{color:var(--mut);font-weight:600}dl.facts dd{margin:0;min-width:0}
+pre.policy{margin:0;white-space:pre-wrap;word-break:break-word;font:12px/1.4 ui-monospace,Menlo,Consolas,monospace}
+ul.plugins{margin:0;padding-left:18px}
+table.settings td{max-width:60ch;word-break:break-word}
+.settings-grid{display:flex;flex-wrap:wrap;gap:0 14px;align-items:flex-start}
+#sample-view pre.question{max-height:9em}
+details.defaults{margin:4px 0 12px}details.defaults summary{cursor:pointer;color:var(--acc)}
+.toolbar{display:flex;flex-wrap:wrap;gap:8px 16px;align-items:center;margin:8px 0;padding:6px 8px;background:var(--bg2);border-radius:5px;font-size:13px}
+.toolbar input[type=search]{min-width:240px;padding:3px 6px}
+#sample-browser{display:grid;grid-template-columns:minmax(260px,380px) 1fr;gap:14px;align-items:start}
+#sample-list{display:flex;flex-direction:column;gap:4px;max-height:85vh;overflow:auto}
+#sample-view{min-width:0}
+.s-ok{color:#087a4a}.s-bad{color:#b3261e}
+pre.cell{margin:0;white-space:pre-wrap;word-break:break-word;max-width:50ch;max-height:8em;overflow:auto;font:11px/1.35 ui-monospace,Menlo,Consolas,monospace}
+.part{border-left:4px solid var(--acc);padding:2px 0 2px 8px;margin:6px 0}
+.part-result{border-color:#E69F00;background:repeating-linear-gradient(135deg,#fff8e6,#fff8e6 6px,#fff3d6 6px,#fff3d6 12px)}
+.tokens{font:12px/1.9 ui-monospace,Menlo,Consolas,monospace;white-space:pre-wrap;word-break:break-word}
+.tok{border-radius:2px;padding:0 1px;margin-right:1px}
+.legend-bar{display:inline-block;width:160px;height:10px;vertical-align:middle;border:1px solid var(--bd)}
 `;
 
 function sectionId(s: PlotSection): string {
@@ -124,45 +149,104 @@ function runHeader(runs: ReportData[]): string {
   return runsTable(runs) + settingsTable(runs);
 }
 
-function runsTable(runs: ReportData[]): string {
-  const rows = runs.map((d) => {
-    const m = d.run.manifest;
-    const st = d.run.status ?? "";
-    return [
-      `<code>${esc(d.run.id.slice(0, 16))}</code>`,
-      esc(d.run.name) +
-      (d.run.description ? `<div class="mut">${esc(d.run.description)}</div>` : ""),
-      `<span class="status-${esc(st)}">${esc(st || "–")}</span>` +
-      (d.run.error ? `<div class="mut">${esc(d.run.error)}</div>` : ""),
-      esc(m?.seed ?? "–"),
-      esc(m?.policy ?? "–"),
-      esc((m?.plugins ?? []).map((p) => `${p.name} (${p.use})`).join(", ") || "–"),
-      esc(fmtMs(d.run.wallMs)),
-    ];
-  });
-  return table(
-    ["run", "name", "status", "seed", "policy", "plugins", "wall time"],
-    rows,
-    { id: "runs-table" },
-  );
+/** `init: {"layers":2,…}` → `init: {layers: 2, …}` (YAML flow style, as a manifest writes it). */
+function policyText(line: string | undefined): string {
+  if (!line) return "–";
+  const flow = (v: unknown): string =>
+    Array.isArray(v)
+      ? `[${v.map(flow).join(", ")}]`
+      : v && typeof v === "object"
+      ? `{${Object.entries(v).map(([k, x]) => `${k}: ${flow(x)}`).join(", ")}}`
+      : String(v);
+  return line.split("; ").map((part) => {
+    const m = /^([\w-]+): (\{.*\}|\[.*\])$/.exec(part);
+    if (!m) return part;
+    try {
+      return `${m[1]}: ${flow(JSON.parse(m[2]))}`;
+    } catch {
+      return part; // cut at 240 characters: not JSON any more
+    }
+  }).join("\n");
 }
 
+/**
+ * One card per run: name, id, status, wall time; the description as a paragraph; seed, policy
+ * (wrapped, one setting a line) and plugins (one a line). Several runs' cards sit side by side.
+ */
+function runsTable(runs: ReportData[]): string {
+  const cards = runs.map((d) => {
+    const m = d.run.manifest;
+    const st = d.run.status ?? "";
+    const policy = policyText(m?.policy);
+    const plugins = (m?.plugins ?? []).map((p) =>
+      `<li><b>${esc(p.name)}</b> <code>${esc(p.use)}</code>` +
+      (p.digest ? ` <span class="mut">${esc(p.digest.slice(0, 12))}</span>` : "") + `</li>`
+    ).join("");
+    return `<div class="run-card">` +
+      `<div class="run-title"><span class="run-name">${esc(d.run.name)}</span>` +
+      `<code>${esc(d.run.id.slice(0, 16))}</code>` +
+      `<span class="status-${esc(st)}">${esc(st || "–")}</span>` +
+      `<span class="mut">${esc(fmtMs(d.run.wallMs))}</span></div>` +
+      (d.run.description ? `<p class="desc">${esc(d.run.description)}</p>` : "") +
+      (d.run.error ? `<p class="desc status-failed">${esc(d.run.error)}</p>` : "") +
+      `<dl class="facts"><dt>seed</dt><dd>${esc(m?.seed ?? "–")}</dd>` +
+      `<dt>policy</dt><dd><pre class="policy">${esc(policy)}</pre></dd>` +
+      `<dt>plugins</dt><dd>${plugins ? `<ul class="plugins">${plugins}</ul>` : "–"}</dd></dl>` +
+      `</div>`;
+  });
+  return `<div class="run-cards" id="runs-table">${cards.join("")}</div>`;
+}
+
+/**
+ * The stages' settings that differ from their kind's defaults (what the manifest chose), then,
+ * folded, the ones at their defaults.
+ */
 function settingsTable(runs: ReportData[]): string {
-  let html = "";
-  const settings = runs.flatMap((d) =>
-    Object.entries(d.run.manifest?.settings ?? {}).map(([k, v]) => [d, k, v] as const)
-  );
-  if (settings.length) {
-    html += `\n<h3>Settings</h3>\n` + table(
-      runs.length > 1 ? ["run", "setting", "value"] : ["setting", "value"],
-      settings.map(([d, k, v]) =>
-        (runs.length > 1 ? [esc(runLabel(d, runs))] : []).concat([
-          `<code>${esc(k)}</code>`,
-          esc(typeof v === "string" ? v : JSON.stringify(v)),
-        ])
-      ),
-      { id: "settings-table" },
+  const multi = runs.length > 1;
+  const all = runs.flatMap((d) => {
+    const folded = new Set(d.run.manifest?.defaulted ?? []);
+    return Object.entries(d.run.manifest?.settings ?? {}).map(([k, v]) => ({
+      d,
+      k,
+      v,
+      dflt: folded.has(k),
+    }));
+  });
+  if (!all.length) return "";
+  const rows = (list: typeof all) =>
+    list.map(({ d, k, v }) =>
+      (multi ? [esc(runLabel(d, runs))] : []).concat([
+        `<code>${esc(k)}</code>`,
+        `<code>${esc(typeof v === "string" ? v : JSON.stringify(v))}</code>`,
+      ])
     );
+  const head = multi ? ["run", "setting", "value"] : ["setting", "value"];
+  const chosen = all.filter((x) => !x.dflt), folded = all.filter((x) => x.dflt);
+  const known = runs.some((d) => d.run.manifest?.defaulted !== undefined);
+  // One run: a small table per stage, side by side; several runs: one table with a run column.
+  const stageOf = (k: string) => k.slice(0, Math.max(0, k.indexOf(".")));
+  const grouped = multi ? [] : [...new Set(chosen.map((x) => stageOf(x.k)))];
+  let html = `\n<h3>Settings${known ? " (those that differ from the defaults)" : ""}</h3>\n` +
+    (!chosen.length
+      ? `<div class="note" id="settings-table">every stage option is at its default</div>`
+      : multi
+      ? table(head, rows(chosen), { id: "settings-table", cls: "settings" })
+      : `<div class="settings-grid" id="settings-table">` + grouped.map((st) =>
+        table(
+          [esc(st), "value"],
+          chosen.filter((x) => stageOf(x.k) === st).map(({ k, v }) => [
+            `<code>${esc(k.slice(st.length + 1))}</code>`,
+            `<code>${esc(typeof v === "string" ? v : JSON.stringify(v))}</code>`,
+          ]),
+          { cls: "settings" },
+        )
+      ).join("") + `</div>`);
+  if (folded.length) {
+    html +=
+      `\n<details class="defaults"><summary>${folded.length} setting${
+        folded.length === 1 ? "" : "s"
+      } at their defaults</summary>\n` +
+      table(head, rows(folded), { id: "defaults-table", cls: "settings" }) + `</details>`;
   }
   return html;
 }
@@ -434,6 +518,116 @@ function browserTrees(
   return { trees, left };
 }
 
+/** Samples of every run, labelled with their run when comparing. */
+function browserSamples(runs: ReportData[]): (Sample & { run: string })[] {
+  return runs.flatMap((d) =>
+    (d.samples ?? []).map((x) => ({ ...x, run: runLabel(d, runs) || d.run.name }))
+  );
+}
+
+/** Every failed tool call once (a call on a shared prefix belongs to several trajectories). */
+function toolErrorTable(runs: ReportData[]): string {
+  const rows: string[][] = [];
+  const seen = new Set<string>();
+  const byTool = new Map<string, { errors: number; timeouts: number }>();
+  let total = 0, timeouts = 0;
+  runs.forEach((d, ri) => {
+    for (const x of d.samples ?? []) {
+      x.parts.forEach((p) => {
+        const c = p.call;
+        if (!c || !(c.error || c.timedOut)) return;
+        const key = `${ri}|${x.stage}|${x.step ?? ""}|${x.taskId}|${c.id}`;
+        if (seen.has(key)) return;
+        seen.add(key);
+        total++;
+        if (c.timedOut) timeouts++;
+        const t = byTool.get(c.tool) ?? { errors: 0, timeouts: 0 };
+        if (c.timedOut) t.timeouts++;
+        else t.errors++;
+        byTool.set(c.tool, t);
+        if (rows.length >= 300) return;
+        rows.push(
+          (runs.length > 1 ? [esc(runLabel(d, runs))] : []).concat([
+            esc(x.stage),
+            esc(x.step ?? "–"),
+            `<code>${esc(x.taskId)}</code>`,
+            `#${esc(x.trajectory)}`,
+            esc(c.tool),
+            c.timedOut
+              ? `<span class="flag err">timeout</span>`
+              : `<span class="flag err">error</span>`,
+            `<pre class="cell">${esc(c.input.slice(0, 300))}</pre>`,
+            `<pre class="cell">${esc(p.text.slice(0, 300))}</pre>`,
+          ]),
+        );
+      });
+    }
+  });
+  if (!total) return "";
+  const tools = [...byTool].sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([k, v]) =>
+      `${esc(k)}: ${v.errors} error${v.errors === 1 ? "" : "s"}, ${v.timeouts} timeout${
+        v.timeouts === 1 ? "" : "s"
+      }`
+    )
+    .join("; ");
+  return `<div class="note">${total} failed tool call${
+    total === 1 ? "" : "s"
+  } (${timeouts} timed out)` +
+    ` — ${tools}${rows.length < total ? `; the first ${rows.length} are listed` : ""}.</div>\n` +
+    table(
+      (runs.length > 1 ? ["run"] : []).concat(
+        ["stage", "step", "task", "trajectory", "tool", "failure", "input", "output"],
+      ),
+      rows,
+      { id: "tool-error-table" },
+    );
+}
+
+/** The sample browser's controls and panes; the page script fills them from arpo-samples. */
+function sampleBrowser(runs: ReportData[], samples: Sample[]): string {
+  if (!samples.length) return "";
+  const stages = [...new Set(samples.map((x) => x.stage))];
+  const left = runs.reduce(
+    (n, d) => n + Object.values(d.samplesLeftOut ?? {}).reduce((a, b) => a + b, 0),
+    0,
+  );
+  const judged = samples.filter((x) => x.correct !== null).length;
+  const option = (v: string, label: string) => `<option value="${esc(v)}">${esc(label)}</option>`;
+  return `<div class="note">${samples.length} trajector${samples.length === 1 ? "y" : "ies"}` +
+    (left ? ` (${left} more left out of this page; \`arpo samples\` lists them)` : "") +
+    `; ${judged} judged by the benchmark (eval stages). Search matches the question, answers, ` +
+    `generated text and tool calls.</div>\n` +
+    `<div id="sample-tools" class="toolbar">` +
+    `<input id="sample-search" type="search" placeholder="search…" aria-label="search samples">` +
+    `<select id="sample-stage" aria-label="stage">${option("", "all stages")}${
+      stages.map((x) => option(x, x)).join("")
+    }</select>` +
+    `<select id="sample-where" aria-label="filter">${option("", "all samples")}${
+      option("correct", "correct")
+    }${option("wrong", "wrong")}${option("tool_error", "tool error")}${
+      option("timeout", "timeout")
+    }</select>` +
+    `<select id="sample-sort" aria-label="sort">${option("", "rollout order")}${
+      option("reward", "reward, high first")
+    }${option("-reward", "reward, low first")}${option("entropy", "mean entropy, high first")}${
+      option("length", "length, long first")
+    }</select>` +
+    `<span id="sample-count" class="mut"></span></div>\n` +
+    `<div id="sample-browser"><div id="sample-list"></div><div id="sample-view"></div></div>`;
+}
+
+/** Smoothing, x axis and log scale for the training curves (the page script applies them). */
+const TRAINING_CONTROLS = `<div id="plot-controls" class="toolbar">` +
+  `<label>smoothing <input id="ctl-smooth" type="range" min="0" max="0.95" step="0.05" value="0">` +
+  ` <span id="ctl-smooth-v">0</span></label>` +
+  `<label>x axis <select id="ctl-x"><option value="step">step</option>` +
+  `<option value="progress">fraction of the stage's steps</option>` +
+  `<option value="minutes">wall time (min)</option></select></label>` +
+  `<label><input id="ctl-log" type="checkbox"> log y</label>` +
+  `<span class="note">smoothing: exponential moving average (weight as shown), raw values stay ` +
+  `as a faint line</span></div>`;
+
 function section(id: string, title: string, body: string): string {
   return body ? `<section id="${esc(id)}">\n<h2>${esc(title)}</h2>\n${body}\n</section>` : "";
 }
@@ -472,10 +666,16 @@ function page(
 ): string {
   const { js, css } = uplotAssets();
   const { trees, left } = browserTrees(runs, opts.maxTrees ?? 40);
+  const samples = browserSamples(runs);
+  const hasTraining = specs.some((x) => x.training);
   const sections = [
     ...head,
     section("stages", "Stages", stageTables(runs)),
-    section("training", "Training", trainingTable(runs) + plotBoxes(specs, "training")),
+    section(
+      "training",
+      "Training",
+      trainingTable(runs) + (hasTraining ? TRAINING_CONTROLS : "") + plotBoxes(specs, "training"),
+    ),
     section("evaluation", "Evaluation", evalTable(runs)),
     section(
       "entropy",
@@ -487,9 +687,11 @@ function page(
       "Branch decisions at tool calls",
       forkTable(runs) + plotBoxes(specs, "forks") + plotBoxes(specs, "branching"),
     ),
+    section("samples", "Samples", sampleBrowser(runs, samples)),
+    section("tool-errors", "Tool errors and timeouts", toolErrorTable(runs)),
     section(
       "rollouts",
-      "Rollout browser",
+      "Rollout trees",
       trees.length
         ? `<div class="note">${trees.length} rollout tree${trees.length === 1 ? "" : "s"}` +
           (left ? `; ${left} more left out of this page` : "") +
@@ -518,6 +720,7 @@ function page(
 ${sections.join("\n")}
 <script type="application/json" id="arpo-plots">${jsonForScript(specs)}</script>
 <script type="application/json" id="arpo-trees">${jsonForScript(trees)}</script>
+<script type="application/json" id="arpo-samples">${jsonForScript(samples)}</script>
 <script>${js}</script>
 <script>${client}</script>
 </body>

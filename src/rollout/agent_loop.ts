@@ -5,8 +5,10 @@
  * The loop runs in rounds. In each round every active trajectory of every question generates one
  * segment, all in ONE `Policy.generate` call: until a tool's closing tag, end-of-sequence, or the
  * response-length limit. Then the tool calls of all trajectories that stopped at a tag run
- * concurrently; their results are appended (` <result>\n…\n</result>`, loss-masked); branch
- * decisions are taken; questions whose paths have all ended get a fresh filler trajectory.
+ * concurrently; their results are appended (` <result>\n…\n</result>`, loss-masked, protocol tags
+ * in the output neutralized: `frameResult`); branch decisions are taken; questions whose paths
+ * have all ended get a fresh filler trajectory. A call that failed for infrastructure reasons
+ * (ToolCallTiming.infrastructureFailure) ends its trajectory, marked (`infrastructure`).
  *
  * Determinism: a question's rollout depends only on its own trajectories. Each trajectory samples
  * from its own stream keyed by (root, "q", task id, "t", path); each branch decision draws from
@@ -14,6 +16,12 @@
  * applied in trajectory order after all calls finished, and every list is walked in a fixed order,
  * so the tree is the same whatever other questions share the batch and in whatever order tool
  * calls complete.
+ *
+ * AEPO (aepo.ts) uses the same machinery: its pre-monitoring runs a root generation and a probe
+ * trajectory per question first (as independent sub-rollouts under the task id
+ * `<id>#premonitor-root` / `<id>#premonitor-probe`, so their streams and tool-call sites are their
+ * own) and sets the question's number of whole trajectories; its decisions add the
+ * consecutive-branch penalty.
  *
  * Paths: initial and filler trajectories are "0", "1", … (fillers continue after N); a child of
  * trajectory p created at its call t is `${p}/${t}.${z}`.
@@ -32,6 +40,9 @@ import {
   paperDeltaH,
   referenceSegmentEntropy,
 } from "./arpo.ts";
+import { decideAepoBranch, meanToolEntropy, preMonitorInitial } from "./aepo.ts";
+import type { BranchOutcome } from "./arpo.ts";
+import { frameResult } from "../eval/protocol.ts";
 import type { RolloutConfig } from "./config.ts";
 import {
   type EndReason,
@@ -115,6 +126,8 @@ interface Traj {
   hInitPaper: number[] | null;
   hInitRef: number | null;
   probe: PaperProbe | null;
+  /** AEPO, `penalty_scope: path`: tool calls in a row, ending at the last one, that branched. */
+  streak: number;
 }
 
 interface Question {
@@ -124,6 +137,10 @@ interface Question {
   trajs: Traj[];
   fillers: number;
   root: Stream;
+  /** N: whole trajectories from the prompt (AEPO pre-monitoring sets it per question). */
+  initial: number;
+  /** AEPO, `penalty_scope: prompt`: trajectories added before this round's decisions. */
+  kPrompt: number;
 }
 
 interface PendingCall {
@@ -214,12 +231,14 @@ class Engine {
         trajs: [],
         fillers: 0,
         root: this.opts.rng.child("q", r.task.id),
+        initial: this.branching ? this.cfg.initial : this.cfg.rollouts,
+        kPrompt: 0,
       };
     });
-    const initial = this.branching ? this.cfg.initial : this.cfg.rollouts;
     try {
+      if (this.cfg.aepo?.preMonitor) await this.preMonitor(questions);
       for (const q of questions) {
-        for (let i = 0; i < initial; i++) this.newWhole(q, "initial", String(i));
+        for (let i = 0; i < q.initial; i++) this.newWhole(q, "initial", String(i));
       }
       while (questions.some((q) => q.trajs.some((t) => t.active))) {
         await this.round(questions);
@@ -263,6 +282,59 @@ class Engine {
     };
   }
 
+  /**
+   * AEPO pre-monitoring (aepo.ts): a root generation and a probe trajectory per question, each an
+   * independent GRPO sub-rollout of one trajectory, set every question's m.
+   */
+  async preMonitor(questions: Question[]): Promise<void> {
+    const { aepo, ...rest } = this.cfg;
+    const one = {
+      ...rest,
+      algorithm: "grpo" as const,
+      rollouts: 1,
+      initial: 1,
+      mode: "paper" as const,
+    };
+    const lnV = Math.log(this.policy.vocabSize);
+    // The reference's segment value: Σ of the first ≤ window entropies / ln V.
+    const value = (e: readonly number[]) => {
+      let s = 0;
+      for (let j = 0; j < Math.min(this.cfg.referenceWindow, e.length); j++) s += e[j];
+      return s / lnV;
+    };
+    const sub = async (config: RolloutConfig, tag: string) => {
+      const r = await new Engine({
+        policy: this.policy,
+        tools: this.tools,
+        config,
+        rng: this.opts.rng.child("premonitor", tag),
+      }).run(questions.map((q) => ({
+        task: { ...q.task, id: `${q.task.id}#premonitor-${tag}` },
+        promptTokens: q.tree.promptTokens,
+      })));
+      this.stats.generateCalls += r.stats.generateCalls;
+      this.stats.generatedTokens += r.stats.generatedTokens;
+      this.stats.toolCalls += r.stats.toolCalls;
+      this.timings.generateMs += r.timings.generateMs;
+      this.timings.toolMs += r.timings.toolMs;
+      return r.questions.map((x) =>
+        x.tree.segments.filter((g) => g.kind === "gen").map((g) => value(g.entropies))
+      );
+    };
+    // The root: ≤ root_tokens tokens, stopped at a tool tag (a call gets no result: cap 0).
+    const roots = await sub(
+      { ...one, maxToolCalls: 0, maxResponseTokens: aepo!.rootTokens },
+      "root",
+    );
+    const probes = await sub(one, "probe");
+    questions.forEach((q, i) => {
+      const hRoot = roots[i][0] ?? 0;
+      const hTool = meanToolEntropy(probes[i], hRoot);
+      q.initial = preMonitorInitial(this.cfg.rollouts, hRoot, hTool, aepo!.preMonitorBeta);
+      q.tree.premonitor = { hRoot, hSteps: probes[i], hTool, initial: q.initial };
+    });
+  }
+
   /** A whole trajectory from the prompt (initial or filler). */
   newWhole(q: Question, kind: TrajectoryKind, path: string): Traj {
     const node = q.tree.addTrajectory({
@@ -283,6 +355,7 @@ class Engine {
       hInitPaper: null,
       hInitRef: null,
       probe: null,
+      streak: 0,
     };
     q.trajs.push(t);
     return t;
@@ -311,6 +384,7 @@ class Engine {
       hInitPaper: parent.hInitPaper,
       hInitRef: this.cfg.referenceInit === "parent" ? parent.hInitRef : null,
       probe: null,
+      streak: parent.streak,
     };
     q.trajs.push(t);
     return t;
@@ -411,6 +485,7 @@ class Engine {
         durationMs: o.durationMs,
         source: o.source,
         attempts: o.attempts,
+        infrastructureFailure: o.infrastructureFailure,
       });
       this.stats.toolCalls++;
       if (t.active) resulted.set(t, { call, result, gen: c });
@@ -418,6 +493,8 @@ class Engine {
 
     // 4. Branch decisions, per question in trajectory order.
     for (const q of questions) {
+      // The reference's per-prompt count is updated after the round: all decisions see this.
+      q.kPrompt = q.trajs.length - q.initial;
       const existing = [...q.trajs];
       for (const t of existing) {
         if (probesDone.has(t)) this.resolveProbe(t, genOf.get(t)!);
@@ -432,11 +509,34 @@ class Engine {
     if (this.branching) {
       for (const q of questions) {
         if (q.trajs.length < this.cfg.rollouts && !q.trajs.some((t) => t.active)) {
-          this.newWhole(q, "filler", String(this.cfg.initial + q.fillers));
+          this.newWhole(q, "filler", String(q.initial + q.fillers));
           q.fillers++;
         }
       }
     }
+  }
+
+  /** ARPO's / random's rule, or AEPO's with the penalty count of its scope. */
+  decide(t: Traj, deltaH: number, draws: Stream): BranchOutcome & {
+    penaltyK?: number;
+    penaltyFactor?: number;
+  } {
+    const a = this.cfg.aepo;
+    if (this.cfg.algorithm !== "aepo" || a === undefined) {
+      return decideBranch(this.cfg, deltaH, this.budget(t.q), draws);
+    }
+    const k = a.penaltyScope === "prompt" ? t.q.kPrompt : t.streak;
+    return decideAepoBranch(this.cfg, deltaH, this.budget(t.q), k, draws);
+  }
+
+  /** AEPO's path count: a branching call extends the streak (children inherit it), else 0. */
+  afterDecision(t: Traj, children: readonly Traj[]): void {
+    if (children.length === 0) {
+      t.streak = 0;
+      return;
+    }
+    t.streak++;
+    for (const c of children) c.streak = t.streak;
   }
 
   budget(q: Question): number {
@@ -481,13 +581,13 @@ class Engine {
       return;
     }
     // `threshold` draws nothing; `sample` and `random` draw from this call's keyed stream.
-    const out = decideBranch(
-      this.cfg,
+    const out = this.decide(
+      t,
       deltaH,
-      this.budget(t.q),
       t.q.root.child("fork", t.node.path, probe.toolCall.call),
     );
     const children: number[] = [];
+    const made: Traj[] = [];
     const snap = probe.snapshot;
     if (out.children > 0 && snap !== null) {
       // Children 1..Z−1 fork from the snapshot before it generates anything; child 0 is it.
@@ -506,10 +606,12 @@ class Engine {
           probe.toolCall.call,
         );
         children.push(child.node.index);
+        made.push(child);
       });
     } else if (snap !== null) this.policy.release(snap);
     const decision = out.children > 0 && snap === null ? "budget" : out.decision;
-    t.q.tree.addFork({ ...fork, p: out.p, u: out.u, decision, children });
+    this.afterDecision(t, made);
+    t.q.tree.addFork({ ...fork, p: out.p, u: out.u, decision, children, ...penalty(out) });
   }
 
   /** Reference mode: decide right after the result, from the segment that ended at the call. */
@@ -537,14 +639,23 @@ class Engine {
       return;
     }
     const draws = t.q.root.child("fork", t.node.path, call.call);
-    const out = decideBranch(this.cfg, deltaH, this.budget(t.q), draws);
-    const children: number[] = [];
+    const out = this.decide(t, deltaH, draws);
+    const made: Traj[] = [];
     for (let z = 0; z < out.children; z++) {
       const path = this.childPath(t, call.call, z);
       const seq = this.policy.fork(t.seq!, t.q.root.child("t", path));
-      children.push(this.newChild(t, result, path, seq, t.calls).node.index);
+      made.push(this.newChild(t, result, path, seq, t.calls));
     }
-    t.q.tree.addFork({ ...fork, p: out.p, u: out.u, decision: out.decision, children });
+    this.afterDecision(t, made);
+    const children = made.map((c) => c.node.index);
+    t.q.tree.addFork({
+      ...fork,
+      p: out.p,
+      u: out.u,
+      decision: out.decision,
+      children,
+      ...penalty(out),
+    });
   }
 
   tagOf(stopText: string): string {
@@ -634,7 +745,8 @@ class Engine {
 
   addResult(c: PendingCall, o: ToolCallOutcome): { call: ToolCallNode; result: Segment } {
     const t = c.traj, tree = t.q.tree;
-    const text = ` <result>\n${o.output}\n</result>`;
+    // Framed so that the output cannot close its segment or forge protocol tags.
+    const text = frameResult(o.output, this.tools.tags);
     let tokens = this.policy.tokenizer.encode(text);
     const room = this.limitLeft(t);
     const cut = tokens.length > room;
@@ -666,8 +778,20 @@ class Engine {
       truncated: o.truncated,
     });
     t.node.toolCalls.push(call.id);
-    if (tokens.length >= room) this.end(t, "length");
+    if (o.infrastructureFailure !== undefined) {
+      // The machine failed, not the model: the trajectory stops here and is marked, so that no
+      // update, accuracy or branch ever rests on a result that was not the tool's answer.
+      t.node.infrastructureFailure = `${c.tag} call ${t.calls}: ${o.infrastructureFailure}`;
+      this.end(t, "infrastructure");
+    } else if (tokens.length >= room) this.end(t, "length");
     else this.policy.append(t.seq!, tokens);
     return { call, result: seg };
   }
+}
+
+/** The penalty fields of an AEPO decision's fork record (none for the other algorithms). */
+function penalty(out: { penaltyK?: number; penaltyFactor?: number }) {
+  return out.penaltyK === undefined
+    ? {}
+    : { penaltyK: out.penaltyK, penaltyFactor: out.penaltyFactor };
 }

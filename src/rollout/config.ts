@@ -15,7 +15,25 @@ import type { SamplingParams } from "../policy/types.ts";
  * machinery and budget, branching after a tool call with a fixed probability (the control that
  * tells whether the entropy trigger matters or only the branching). docs/BRANCHING.md.
  */
-export type RolloutAlgorithm = "arpo" | "grpo" | "random";
+export type RolloutAlgorithm = "arpo" | "grpo" | "random" | "aepo";
+/**
+ * AEPO's consecutive-branch penalty: k counted along the path's own lineage (`path`, the paper's
+ * motivation) or over all branches the question created so far (`prompt`, the reference code).
+ */
+export type PenaltyScope = "path" | "prompt";
+
+/** AEPO's rollout knobs (docs/AEPO.md); present on a RolloutConfig only for `algorithm: aepo`. */
+export interface AepoRolloutConfig {
+  /** Entropy pre-monitoring: a probe decides m = clamp(int(n·σ(β_m·(H_root − H̄_tool))) + 1, 1, n). */
+  preMonitor: boolean;
+  /** β_m of the pre-monitoring sigmoid (reference: 0.5, hard-coded). */
+  preMonitorBeta: number;
+  /** Tokens of the root generation that measures H_root (reference: 50). */
+  rootTokens: number;
+  /** Penalty per counted branch: P·max(0, 1 − penalty·k) (reference: 0.05). */
+  penalty: number;
+  penaltyScope: PenaltyScope;
+}
 /**
  * How ΔH is measured. paper: k-token look-ahead probe after each result against the first k
  * tokens of the response. reference: the segment that ended at the call against the trajectory's
@@ -42,21 +60,44 @@ export interface RolloutDefaults {
 /** `random`'s branch probability when the block gives none. */
 export const DEFAULT_BRANCH_PROBABILITY = 0.5;
 
+/** AEPO's defaults (the reference code's). */
+export const AEPO_DEFAULTS = {
+  pre_monitor: false,
+  pre_monitor_beta: 0.5,
+  root_tokens: 50,
+  penalty: 0.05,
+  penalty_scope: "path",
+} as const;
+
+const AEPO_KEYS = [
+  "pre_monitor",
+  "pre_monitor_beta",
+  "root_tokens",
+  "penalty",
+  "penalty_scope",
+] as const;
+
+/** The most trajectories per question (`rollouts`, `initial`). */
+export const MAX_ROLLOUTS = 1024;
+
 /** `rollout:` — how trajectories are sampled per question (ARPO.md §2 names in comments). */
 export function rolloutSettingsSchema(d: RolloutDefaults) {
   return z.strictObject({
-    algorithm: z.enum(["arpo", "grpo", "random"]).default(d.algorithm)
+    algorithm: z.enum(["arpo", "grpo", "random", "aepo"]).default(d.algorithm)
       .describe(
         "`arpo`: entropy-adaptive tree rollouts; `grpo`: M independent trajectories; `random`: " +
-          "ARPO's trees and budget, branching with fixed probability `branch_probability`",
+          "ARPO's trees and budget, branching with fixed probability `branch_probability`; " +
+          "`aepo`: ARPO's trees with AEPO's pre-monitoring and consecutive-branch penalty",
       ),
-    rollouts: z.int().min(1).default(d.rollouts).describe("M: trajectories per question"),
-    initial: z.int().min(1).default(d.initial)
+    // Bounds: far above any experiment, below what exhausts memory (issue 13).
+    rollouts: z.int().min(1).max(MAX_ROLLOUTS).default(d.rollouts)
+      .describe("M: trajectories per question"),
+    initial: z.int().min(1).max(MAX_ROLLOUTS).default(d.initial)
       .describe("N: whole trajectories sampled from the prompt (the rest, M−N, is branch budget)"),
     entropy_tokens: z.int().min(1).default(20)
       .describe("k: tokens probed after a tool result (the reference uses ≤20 positions)"),
-    base_probability: z.number().min(0).max(1).default(0.5).describe("α"),
-    entropy_weight: z.number().default(0.2).describe("β"),
+    base_probability: z.number().min(0).max(1).default(0.5).describe("α: base branch probability"),
+    entropy_weight: z.number().default(0.2).describe("β: weight of the entropy change ΔH"),
     threshold: z.number().default(0.5).describe("τ: `decision: threshold` branches when P > τ"),
     branches_per_fork: z.int().min(1).default(1).describe("Z: partial trajectories per fork"),
     decision: z.enum(["threshold", "sample"]).default("sample")
@@ -92,7 +133,34 @@ export function rolloutSettingsSchema(d: RolloutDefaults) {
         `algorithm: random only: the probability of each of Z branch attempts after a tool ` +
           `call (default ${DEFAULT_BRANCH_PROBABILITY})`,
       ),
+    // AEPO only; optional and absent from the validated block of other algorithms, so adding
+    // them left every existing stage's options (and key) as they were.
+    pre_monitor: z.boolean().optional()
+      .describe(
+        "aepo: entropy pre-monitoring sets N per question from a probe rollout (default false, " +
+          "as the official scripts' ENABLE_DYNAMIC_ROLLOUTS=False)",
+      ),
+    pre_monitor_beta: z.number().optional()
+      .describe("aepo: β of m = clamp(int(M·σ(β·(H_root − H̄_tool))) + 1, 1, M) (default 0.5)"),
+    root_tokens: z.int().min(1).optional()
+      .describe("aepo pre-monitoring: tokens of the root generation measuring H_root (default 50)"),
+    penalty: z.number().min(0).optional()
+      .describe("aepo: consecutive-branch penalty, P·max(0, 1 − penalty·k) (default 0.05)"),
+    penalty_scope: z.enum(["path", "prompt"]).optional()
+      .describe(
+        "aepo: k counts consecutive branchings along the path (`path`, default) or all branches " +
+          "of the question so far (`prompt`, the reference code)",
+      ),
   }).superRefine((v, ctx) => {
+    for (const k of AEPO_KEYS) {
+      if (v[k] !== undefined && v.algorithm !== "aepo") {
+        ctx.addIssue({
+          code: "custom",
+          path: [k],
+          message: `${k} is an algorithm: aepo option, found with algorithm: ${v.algorithm}`,
+        });
+      }
+    }
     if (v.algorithm !== "grpo" && v.initial > v.rollouts) {
       ctx.addIssue({
         code: "custom",
@@ -109,7 +177,17 @@ export function rolloutSettingsSchema(d: RolloutDefaults) {
           `entropy_weight·ΔH)`,
       });
     }
-  }).transform(({ branch_probability, ...v }) => ({
+  }).transform((
+    {
+      branch_probability,
+      pre_monitor,
+      pre_monitor_beta,
+      root_tokens,
+      penalty,
+      penalty_scope,
+      ...v
+    },
+  ) => ({
     ...v,
     // Each decision rule with the divisor of its source (ARPO.md §2): the paper's threshold rule
     // divides by V, the reference's sampled rule by ln V. An explicit value wins.
@@ -117,6 +195,16 @@ export function rolloutSettingsSchema(d: RolloutDefaults) {
     // Present for `random` only (the other algorithms have no use for it).
     ...(v.algorithm === "random"
       ? { branch_probability: branch_probability ?? DEFAULT_BRANCH_PROBABILITY }
+      : {}),
+    // Present, defaults filled, for `aepo` only.
+    ...(v.algorithm === "aepo"
+      ? {
+        pre_monitor: pre_monitor ?? AEPO_DEFAULTS.pre_monitor,
+        pre_monitor_beta: pre_monitor_beta ?? AEPO_DEFAULTS.pre_monitor_beta,
+        root_tokens: root_tokens ?? AEPO_DEFAULTS.root_tokens,
+        penalty: penalty ?? AEPO_DEFAULTS.penalty,
+        penalty_scope: penalty_scope ?? AEPO_DEFAULTS.penalty_scope,
+      }
       : {}),
   }));
 }
@@ -130,10 +218,14 @@ export interface SamplingDefaults {
 /** `sampling:` — decoding options and the per-trajectory caps of the agent loop (ARPO.md §1). */
 export function samplingSettingsSchema(d: SamplingDefaults) {
   return z.strictObject({
-    temperature: z.number().min(0).default(d.temperature).describe("0 = greedy"),
-    top_p: z.number().gt(0).max(1).default(d.top_p),
+    // 0 or ≥ 0.01: below that 1/T overflows the logits (5e-324 gave NaN) and is greedy anyway.
+    temperature: z.number().min(0).max(100).refine((t) => t === 0 || t >= 0.01, {
+      message: "0 (greedy) or at least 0.01",
+    }).default(d.temperature).describe("0 = greedy"),
+    top_p: z.number().gt(0).max(1).default(d.top_p).describe("nucleus mass kept; 1 = off"),
     top_k: z.int().min(0).default(0).describe("0 = off"),
-    max_tokens: z.int().min(1).default(512).describe("response-length limit in tokens"),
+    max_tokens: z.int().min(1).max(1 << 17).default(512)
+      .describe("response-length limit in tokens"),
     max_tool_calls: z.int().min(0).default(3)
       .describe("tool calls per trajectory (reference: 3 for reasoning, 6 for deep search)"),
   });
@@ -174,6 +266,8 @@ export interface RolloutConfig {
   referenceInit: ReferenceInit;
   /** `random`: probability of each branch attempt; absent for the other algorithms. */
   branchProbability?: number;
+  /** `aepo`: its knobs; absent for the other algorithms. */
+  aepo?: AepoRolloutConfig;
   /**
    * Reference mode only: entropy for ΔH from the top-K log-probabilities of each position (the
    * reference's vLLM `logprobs=10`); 0 uses the full-vocabulary entropy.
@@ -205,6 +299,17 @@ export function rolloutConfig(r: RolloutSettings, s: SamplingSettings): RolloutC
     decision: r.decision,
     referenceInit: r.reference_init,
     ...(r.branch_probability !== undefined ? { branchProbability: r.branch_probability } : {}),
+    ...(r.algorithm === "aepo"
+      ? {
+        aepo: {
+          preMonitor: r.pre_monitor ?? AEPO_DEFAULTS.pre_monitor,
+          preMonitorBeta: r.pre_monitor_beta ?? AEPO_DEFAULTS.pre_monitor_beta,
+          rootTokens: r.root_tokens ?? AEPO_DEFAULTS.root_tokens,
+          penalty: r.penalty ?? AEPO_DEFAULTS.penalty,
+          penaltyScope: r.penalty_scope ?? AEPO_DEFAULTS.penalty_scope,
+        },
+      }
+      : {}),
     referenceTopK: r.reference_top_k,
     referenceWindow: r.reference_window,
     maxToolCalls: s.max_tool_calls,

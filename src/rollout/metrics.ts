@@ -40,7 +40,13 @@ export interface RolloutMetrics {
   questions: number;
   trajectories: number;
   responseLength: Summary;
-  endReasons: Record<EndReason, number>;
+  /** Trajectories by end reason; `infrastructure` only when one ended so (see below). */
+  endReasons: Record<Exclude<EndReason, "infrastructure">, number> & { infrastructure?: number };
+  /**
+   * Trajectories marked with an infrastructure failure (TrajectoryNode.infrastructureFailure);
+   * absent when there are none, so ordinary artefacts keep their bytes.
+   */
+  infrastructureFailures?: number;
   toolCallsPerTrajectory: { all: number; byTool: Record<string, number> };
   toolCalls: {
     total: number;
@@ -152,7 +158,8 @@ export function rolloutMetrics(
 ): RolloutMetrics {
   const maxDistance = opts.maxDistance ?? 256;
   const lengths: number[] = [];
-  const ends: Record<EndReason, number> = { eos: 0, length: 0, tool_cap: 0, empty_call: 0 };
+  const ends: RolloutMetrics["endReasons"] = { eos: 0, length: 0, tool_cap: 0, empty_call: 0 };
+  let infra = 0;
   const perTool: Record<string, number> = {};
   let trajCalls = 0, nTraj = 0;
   const calls = {
@@ -174,7 +181,8 @@ export function rolloutMetrics(
     for (const t of tree.trajectories) {
       nTraj++;
       lengths.push(tree.responseLength(t));
-      if (t.end !== null) ends[t.end]++;
+      if (t.end !== null) ends[t.end] = (ends[t.end] ?? 0) + 1;
+      if (t.infrastructureFailure !== undefined) infra++;
       if (t.kind === "filler") fillers++;
       trajCalls += t.toolCalls.length;
       for (const id of t.toolCalls) {
@@ -243,6 +251,7 @@ export function rolloutMetrics(
     branchProbability: summarize(probs),
     entropy: { fromResult: fromResult.build(), fromStart: fromStart.build() },
   };
+  if (infra > 0) out.infrastructureFailures = infra;
   if (rewards.length > 0) {
     const m: Record<string, number> = {};
     for (const [k, v] of Object.entries(parts)) m[k] = v.reduce((a, b) => a + b, 0) / v.length;

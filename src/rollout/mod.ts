@@ -24,7 +24,7 @@ export {
   samplingSettingsSchema,
 } from "./config.ts";
 export { renderPrompt } from "./prompt.ts";
-export { responseText, scoreRollout } from "./rewards.ts";
+export { responseText, rewardSample, scoreRollout } from "./rewards.ts";
 export {
   type ArtifactStore,
   parseTreeLines,

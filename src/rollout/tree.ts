@@ -77,9 +77,29 @@ export interface ForkNode {
   decision: ForkDecision;
   /** Trajectory indices created by this fork. */
   children: number[];
+  /** `aepo` only: the consecutive-branch count k of the penalty scope (aepo.ts). */
+  penaltyK?: number;
+  /** `aepo` only: the penalty factor max(0, 1 − penalty·k). */
+  penaltyFactor?: number;
 }
 
-export type EndReason = "eos" | "length" | "tool_cap" | "empty_call";
+/** `aepo` with pre-monitoring: what set the question's number of whole trajectories (aepo.ts). */
+export interface PreMonitorRecord {
+  /** H_root: the root generation's segment value. */
+  hRoot: number;
+  /** The probe trajectory's segment values (every generated segment, in order). */
+  hSteps: number[];
+  /** H̄_tool: their mean (H_root when there are none). */
+  hTool: number;
+  /** m: whole trajectories sampled from the prompt. */
+  initial: number;
+}
+
+/**
+ * Why a trajectory ended. `infrastructure`: a tool call failed for reasons of the machine, not
+ * the model (TrajectoryNode.infrastructureFailure says which and why).
+ */
+export type EndReason = "eos" | "length" | "tool_cap" | "empty_call" | "infrastructure";
 export type TrajectoryKind = "initial" | "branch" | "filler";
 
 export interface TrajectoryNode {
@@ -96,6 +116,13 @@ export interface TrajectoryNode {
   reward?: number;
   rewardParts?: RewardResult["parts"];
   advantage?: number;
+  /**
+   * Set when one of its tool calls failed for infrastructure reasons (e.g. the wall-clock guard
+   * fired twice): which call and why. Such a trajectory is not the policy's doing: it gets no
+   * reward, no advantage, is left out of the update and of accuracy, and is counted in the
+   * metrics (`infrastructure_failures`).
+   */
+  infrastructureFailure?: string;
 }
 
 /** A trajectory flattened for training: response arrays aligned position by position. */
@@ -113,6 +140,8 @@ export class RolloutTree {
   readonly toolCalls: ToolCallNode[] = [];
   readonly forks: ForkNode[] = [];
   readonly trajectories: TrajectoryNode[] = [];
+  /** `aepo` with pre-monitoring only. */
+  premonitor?: PreMonitorRecord;
 
   constructor(
     readonly task: Task,
@@ -200,6 +229,16 @@ export class RolloutTree {
       answers: this.task.answers,
       prompt_tokens: this.promptTokens,
       prompt_text: this.promptText,
+      ...(this.premonitor
+        ? {
+          premonitor: {
+            h_root: this.premonitor.hRoot,
+            h_steps: this.premonitor.hSteps,
+            h_tool: this.premonitor.hTool,
+            initial: this.premonitor.initial,
+          },
+        }
+        : {}),
       ...extra,
     }));
     for (const s of this.segments) {
@@ -251,6 +290,9 @@ export class RolloutTree {
         u: f.u,
         decision: f.decision,
         children: f.children,
+        ...(f.penaltyK !== undefined
+          ? { penalty_k: f.penaltyK, penalty_factor: f.penaltyFactor }
+          : {}),
       }));
     }
     for (const t of this.trajectories) {
@@ -267,6 +309,7 @@ export class RolloutTree {
         reward: t.reward,
         reward_parts: t.rewardParts,
         advantage: t.advantage,
+        infrastructure_failure: t.infrastructureFailure,
       }));
     }
     return lines.join("\n") + "\n";

@@ -1,9 +1,13 @@
-/** What differs between two runs' inputs (manifest keys, plugin digests, data, model, runtime). */
+/**
+ * What differs between two runs' inputs (manifest keys, plugin digests, data, model, runtime),
+ * their outputs, and the numerics that computed them (fingerprints: the run's, and a stage's
+ * where it differs otherwise than the run's does).
+ */
 import type { Json } from "../store/canonical.ts";
 import type { RunRecord } from "../store/records.ts";
 
 export interface Difference {
-  section: "manifest" | "plugins" | "data" | "model" | "runtime" | "outputs";
+  section: "manifest" | "plugins" | "data" | "model" | "runtime" | "numerics" | "outputs";
   path: string;
   a: Json | undefined;
   b: Json | undefined;
@@ -49,8 +53,25 @@ export function diffRuns(a: RunRecord, b: RunRecord): Difference[] {
     b.identity.runtime as unknown as Json,
     out,
   );
+  diffNumerics(a, b, out);
   const outs = (r: RunRecord) =>
     Object.fromEntries(Object.entries(r.stages).map(([k, s]) => [k, s.outputs])) as Json;
   diffMaps("outputs", outs(a), outs(b), out);
   return out;
+}
+
+/** Fingerprint fields that differ: the runs', then a stage's where the runs' do not say it. */
+function diffNumerics(a: RunRecord, b: RunRecord, out: Difference[]): void {
+  const run: Difference[] = [];
+  diffMaps("numerics", a.numerics, b.numerics, run);
+  out.push(...run);
+  const said = new Set(run.map((d) => d.path));
+  for (const name of Object.keys(a.stages)) {
+    if (!b.stages[name]) continue;
+    const st: Difference[] = [];
+    diffMaps("numerics", a.stages[name].numerics, b.stages[name].numerics, st);
+    for (const d of st) {
+      if (!said.has(d.path)) out.push({ ...d, path: `stages.${name}.${d.path}` });
+    }
+  }
 }

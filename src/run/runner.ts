@@ -7,7 +7,7 @@
 import { hostname } from "node:os";
 import { ArpoError, describeError } from "../errors.ts";
 import { resolveModelDir } from "../manifest/mod.ts";
-import type { StageConfig } from "../manifest/mod.ts";
+import type { ResolvedManifest, StageConfig } from "../manifest/mod.ts";
 import type { Policy } from "../policy/types.ts";
 import { DataAccess } from "../plugin/context.ts";
 import { type LoadedPlugins, loadPlugins, type ManifestView } from "../plugin/load.ts";
@@ -23,9 +23,12 @@ import {
   writeRecord,
 } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
+import { acquireLock, type HeldLock } from "../store/lock.ts";
+import { readStageIndex, writeStageIndex } from "../store/stage_index.ts";
 import type { ToolCache } from "../tools/runtime.ts";
 import { BUILTIN_STAGES } from "./builtin.ts";
 import { archiveModel, checkModelPath, materializeModel, modelDigest } from "./model.ts";
+import { addPolicyRecords, recordedOf } from "./policy_record.ts";
 import { type Reporter, silentReporter } from "./progress.ts";
 import { type StageDependencies, stageInputs, stageKey, stagePlugins } from "./stage_key.ts";
 import type {
@@ -39,6 +42,8 @@ import type {
 } from "./stages.ts";
 import { storeToolCache, toolCacheScope } from "./tool_cache.ts";
 import { runtimeVersions } from "./versions.ts";
+import { peakRssMb, resetPeakRss } from "./peak_rss.ts";
+import { numericsOf, withNumerics } from "../onnx/numerics_mode.ts";
 
 export interface RunOptions {
   store: Store;
@@ -90,6 +95,13 @@ async function defaultPolicyFactory(): Promise<PolicyFactory> {
   return (mod as { defaultPolicyFactory: PolicyFactory }).defaultPolicyFactory;
 }
 
+/** This process's numerics fingerprint (run/numerics.ts; loaded on first use, like the policy). */
+async function numericsFingerprint(runtime: ResolvedManifest["runtime"]): Promise<Json> {
+  const mod = await import(new URL("./numerics.ts", import.meta.url).href);
+  return await (mod as { numericsFingerprint: (r: typeof runtime) => Promise<Json> })
+    .numericsFingerprint(runtime);
+}
+
 /** Everything the stages of one run share. */
 interface RunState {
   opts: RunOptions;
@@ -128,9 +140,16 @@ export async function runManifest(opts: RunOptions): Promise<RunResult> {
     // A finished run that computed nothing again keeps its record: its timings are the ones of
     // the invocation that did the work.
     if (run.quiet && status === "complete" && computed.length === 0) return;
-    await writeRecord(opts.store, run.record);
+    await saveRecord(opts.store, run.record);
   };
   try {
+    try {
+      run.record.numerics = await numericsFingerprint(opts.view.manifest.runtime);
+    } catch (e) {
+      const msg = `numerics fingerprint of run ${run.runId.slice(0, 12)}: ${describeError(e)}`;
+      await finish("failed", msg);
+      throw new ArpoError(msg, { cause: e });
+    }
     for (let si = 0; si < opts.view.manifest.stages.length; si++) {
       const config = opts.view.manifest.stages[si];
       const kind = kinds[si];
@@ -138,21 +157,29 @@ export async function runManifest(opts: RunOptions): Promise<RunResult> {
       let deps: StageDependencies, key: string;
       try {
         deps = stageDependencies(run, kind, config);
-        key = stageKey(config, deps, opts.view.manifest, run.identity);
+        key = stageKey(config, deps, identityManifest(opts.view.manifest), run.identity);
       } catch (e) {
         throw await stageFailure(run, config, label, e, finish);
       }
-      const hit = await reusable(run, key);
-      if (hit) {
-        run.reporter.stage(config.name, config.kind, "reused");
-        reused.push(config.name);
-        recordStage(run, config, key, hit, true);
-        continue;
+      let hit = await reusable(run, key);
+      // Another process computing the same stage key holds its lock: wait, then reuse its result.
+      const lock = hit ? undefined : await stageLock(run, config, key, label, finish);
+      try {
+        if (lock?.waited) hit = await reusable(run, key);
+        if (hit) {
+          run.reporter.stage(config.name, config.kind, "reused");
+          reused.push(config.name);
+          recordStage(run, config, key, hit, true);
+          continue;
+        }
+        const result = await runStage(run, kind, config, deps, key, label, finish);
+        computed.push(config.name);
+        recordStage(run, config, key, result, false);
+        // Before the lock goes: a waiter checks the index entry against this record.
+        if (!run.quiet) await saveRecord(opts.store, run.record);
+      } finally {
+        await lock?.release();
       }
-      const result = await runStage(run, kind, config, deps, key, label, finish);
-      computed.push(config.name);
-      recordStage(run, config, key, result, false);
-      if (!run.quiet) await writeRecord(opts.store, run.record);
     }
     await finish("complete");
     run.reporter.done();
@@ -166,6 +193,116 @@ export async function runManifest(opts: RunOptions): Promise<RunResult> {
   } finally {
     await run.plugins.close();
   }
+}
+
+/** What running one stage would do (`exp --dry-run`). */
+export interface StagePlan {
+  name: string;
+  kind: string;
+  action: "reused" | "computed" | "resumed";
+  /** Its key; null when it reads a stage that would be computed first (its inputs are unknown). */
+  key: string | null;
+  /** "resumed": the step of the checkpoint it resumes from. */
+  step?: number;
+  /** "computed" with a null key: the earlier stage(s) to be computed whose outputs it may read. */
+  after?: string[];
+}
+
+/**
+ * The run id and, per stage, whether running the manifest would reuse, compute or resume it,
+ * without computing anything and without writing a run record (plugin sources and the model are
+ * archived, as they must be to know their digests).
+ */
+export async function planManifest(
+  opts: RunOptions,
+): Promise<{ runId: string; stages: StagePlan[] }> {
+  const kinds = stageKindsOf(opts);
+  const run = await planRun(opts, {}, true);
+  try {
+    const stages: StagePlan[] = [];
+    const pending = new Set<string>();
+    for (let si = 0; si < opts.view.manifest.stages.length; si++) {
+      const config = opts.view.manifest.stages[si];
+      const kind = kinds[si];
+      // A stage to be computed has unknown outputs: try `reads` with none and with any, so a
+      // stage that might read it is not given a key it would not have.
+      const readsOf = (any: boolean) =>
+        kind.reads
+          ? kind.reads(
+            config.options,
+            run.earlier.map((e) =>
+              pending.has(e.name) && any ? { ...e, outputs: new Proxy({}, { get: () => "?" }) } : e
+            ),
+            config.name,
+          )
+          : run.earlier.map((e) => e.name);
+      // With no outputs, a pending stage named by `from:` looks like one that made no weights:
+      // that variant may refuse; the one with any outputs decides whether the stage is valid.
+      const withNone = (() => {
+        try {
+          return readsOf(false);
+        } catch (e) {
+          if (pending.size > 0) return [];
+          throw e;
+        }
+      })();
+      const after = [...new Set([...withNone, ...readsOf(true)])].filter((n) => pending.has(n));
+      const placeholder = { outputs: {}, metrics: {} };
+      if (after.length) {
+        stages.push({ name: config.name, kind: config.kind, action: "computed", key: null, after });
+      } else {
+        const key = stageKey(
+          config,
+          stageDependencies(run, kind, config),
+          identityManifest(opts.view.manifest),
+          run.identity,
+        );
+        const hit = opts.force ? undefined : await reusableNoForce(run, key);
+        if (hit) {
+          recordStage(run, config, key, hit, true);
+          stages.push({ name: config.name, kind: config.kind, action: "reused", key });
+          continue;
+        }
+        const cp = opts.force
+          ? undefined
+          : await opts.store.readMeta<{ step: number }>("checkpoints", key);
+        stages.push({
+          name: config.name,
+          kind: config.kind,
+          action: cp ? "resumed" : "computed",
+          key,
+          ...(cp ? { step: cp.step } : {}),
+        });
+      }
+      pending.add(config.name);
+      run.outputs[config.name] = placeholder;
+      run.earlier.push({ name: config.name, kind: config.kind, outputs: {} });
+    }
+    return { runId: run.runId, stages };
+  } finally {
+    await run.plugins.close();
+  }
+}
+
+/**
+ * The indexed result of `key` with intact outputs, checked as `reusable` checks it (an entry that
+ * disagrees with its records would be recomputed, so the plan says so), never removing anything.
+ */
+async function reusableNoForce(run: RunState, key: string): Promise<StageOutputs | undefined> {
+  const hit = await readStageIndex(run.opts.store, key);
+  if (!hit || "problem" in hit) return undefined;
+  if (await allPresent(run.opts.store, hit.entry.outputs)) return hit.entry;
+  return undefined;
+}
+
+/**
+ * The manifest as the identity and the stage keys see it: without `runtime.trackers`, since where
+ * metrics are copied to changes no output (like the store path or the log level).
+ */
+function identityManifest(m: ResolvedManifest): ResolvedManifest {
+  if (m.runtime.trackers === undefined) return m;
+  const { trackers: _t, ...runtime } = m.runtime;
+  return { ...m, runtime };
 }
 
 /** Every stage's kind, or an ArpoError before anything is loaded or recorded. */
@@ -185,7 +322,11 @@ function stageKindsOf(opts: RunOptions): StageKind[] {
 }
 
 /** Plugins (whose factories read the data that enters the identity), model, run id, record. */
-async function planRun(opts: RunOptions, timings: Record<string, number>): Promise<RunState> {
+async function planRun(
+  opts: RunOptions,
+  timings: Record<string, number>,
+  dry = false,
+): Promise<RunState> {
   const { store, view } = opts;
   const manifest = view.manifest;
   const reporter = opts.reporter ?? silentReporter;
@@ -206,7 +347,7 @@ async function planRun(opts: RunOptions, timings: Record<string, number>): Promi
     data.sealed = true;
     const { modelFiles, modelPath } = await runModel(opts);
     const identity: RunIdentity = {
-      manifest: JSON.parse(JSON.stringify(manifest)) as Json,
+      manifest: JSON.parse(JSON.stringify(identityManifest(manifest))) as Json,
       plugins: plugins.digests,
       data: { ...data.digests },
       model: modelFiles ? modelDigest(modelFiles) : null,
@@ -234,9 +375,24 @@ async function planRun(opts: RunOptions, timings: Record<string, number>): Promi
     };
     // Re-running a finished run reuses every stage: keep its record saying "complete" until the
     // new one replaces it, so a crash in between cannot make a finished run look unfinished.
-    const prev = await store.readMeta<RunRecord>("runs", runId);
-    const quiet = prev?.status === "complete" && !opts.force;
-    if (!quiet) await writeRecord(store, record);
+    // An unfinished record of this run id (interrupted, failed, or being written by a concurrent
+    // process of the same manifest) keeps the stages it holds until this invocation records its
+    // own: index entries are checked against them before they are reused. Read and write happen
+    // under the record's lock, so a concurrent process's stage is not lost in between.
+    const recordLock = dry ? undefined : await acquireLock(store, `run-${runId}`);
+    let quiet: boolean;
+    try {
+      const prev = await store.readMeta<RunRecord>("runs", runId);
+      quiet = prev?.status === "complete" && !opts.force;
+      if (!quiet && !dry) {
+        await writeRecord(store, {
+          ...record,
+          stages: prev && !opts.force ? prev.stages ?? {} : {},
+        });
+      }
+    } finally {
+      await recordLock?.release();
+    }
     reporter.debug(`run ${runId}`);
     return {
       opts,
@@ -286,28 +442,87 @@ function stageDependencies(run: RunState, kind: StageKind, config: StageConfig):
   };
 }
 
-/** The indexed result of `key`, when every output object is still intact. */
+/** Write a run record under its lock (see planRun). */
+async function saveRecord(store: Store, rec: RunRecord): Promise<void> {
+  const lock = await acquireLock(store, `run-${rec.id}`);
+  try {
+    await writeRecord(store, rec);
+  } finally {
+    await lock.release();
+  }
+}
+
+/** A stage's result with the digest of its metrics' object (and, reused, its numerics). */
+type BoundOutputs = StageOutputs & { metricsDigest?: string; numerics?: Json };
+
+/**
+ * The indexed result of `key`, when the entry agrees with the run records (store/stage_index.ts)
+ * and every output object is still intact; otherwise the stage is recomputed.
+ */
 async function reusable(
   run: RunState,
   key: string,
-): Promise<StageOutputs | undefined> {
+): Promise<BoundOutputs | undefined> {
   const { store, force } = run.opts;
   if (force) {
     await store.removeMeta("checkpoints", key);
     return undefined;
   }
-  const hit = await store.readMeta<StageOutputs>("index/stages", key);
-  if (hit && (await allPresent(store, hit.outputs))) {
-    return { outputs: { ...hit.outputs }, metrics: { ...hit.metrics } };
+  const hit = await readStageIndex(store, key);
+  if (hit && "problem" in hit) {
+    run.reporter.log(
+      `${
+        store.metaPath("index/stages", key)
+      } ${hit.problem}; not reusing it: recomputing the stage`,
+    );
+    return undefined;
+  }
+  if (hit && (await allPresent(store, hit.entry.outputs))) {
+    const metrics = { ...hit.entry.metrics };
+    // Entries from before metrics were bound get their object now (their record agreed).
+    const metricsDigest = hit.entry.metricsDigest ?? (await store.putJson(metrics));
+    // The numerics it was computed with: those of the run that computed it.
+    const numerics = hit.entry.run
+      ? Object.values((await store.readMeta<RunRecord>("runs", hit.entry.run))?.stages ?? {})
+        .find((st) => st.key === key)?.numerics
+      : undefined;
+    return {
+      outputs: { ...hit.entry.outputs },
+      metrics,
+      metricsDigest,
+      ...(numerics !== undefined ? { numerics } : {}),
+    };
   }
   return undefined;
+}
+
+/** The work-in-progress lock of stage `key`; waiting for it honours the run's signal. */
+async function stageLock(
+  run: RunState,
+  config: StageConfig,
+  key: string,
+  label: string,
+  finish: (status: RunRecord["status"], error?: string) => Promise<void>,
+): Promise<HeldLock> {
+  try {
+    return await acquireLock(run.opts.store, key, {
+      signal: run.signal,
+      onWait: (o, path) =>
+        run.reporter.log(
+          `[${config.name}] waiting: pid ${o.pid} on ${o.host} is computing this stage ` +
+            `(lock ${path}; remove it if that process is gone)`,
+        ),
+    });
+  } catch (e) {
+    throw await stageFailure(run, config, label, e, finish);
+  }
 }
 
 function recordStage(
   run: RunState,
   config: StageConfig,
   key: string,
-  result: StageOutputs,
+  result: BoundOutputs,
   reused: boolean,
 ): void {
   const rec: StageRecord = {
@@ -315,8 +530,12 @@ function recordStage(
     key,
     outputs: result.outputs as Record<string, string>,
     metrics: result.metrics as Record<string, Json>,
+    ...(result.metricsDigest !== undefined ? { metricsDigest: result.metricsDigest } : {}),
     reused,
   };
+  // Computed here: this process's numerics; reused: those it was computed with, if known.
+  const numerics = reused ? result.numerics : run.record.numerics;
+  if (numerics !== undefined) rec.numerics = numerics;
   run.record.stages[config.name] = rec;
   run.outputs[config.name] = { outputs: result.outputs, metrics: result.metrics };
   run.earlier.push({ name: config.name, kind: config.kind, outputs: result.outputs });
@@ -331,18 +550,30 @@ async function runStage(
   key: string,
   label: string,
   finish: (status: RunRecord["status"], error?: string) => Promise<void>,
-): Promise<StageOutputs> {
+): Promise<BoundOutputs> {
   const { store, force } = run.opts;
   const policies = new Map<string, Promise<Policy>>();
   const ctx = stageContext(run, config, deps, key, label, policies);
   const resumed = !force && (await store.readMeta("checkpoints", key)) !== undefined;
   run.reporter.stage(config.name, config.kind, resumed ? "resumed" : "start");
   const ts = performance.now();
-  let result: StageOutputs;
+  const rssReset = resetPeakRss();
+  let result: BoundOutputs;
   try {
-    const r = await kind.run(ctx, config.options);
+    // A server policy's answers are recorded with the stage (run/policy_record.ts).
+    const r = await addPolicyRecords(
+      // Every session the stage creates runs on the engine runtime.numerics names.
+      await withNumerics(
+        numericsOf(run.opts.view.manifest.runtime),
+        () => kind.run(ctx, config.options),
+      ),
+      policies.values(),
+      ctx.store,
+    );
     run.signal.throwIfAborted();
-    result = await checkResult(store, r, label);
+    const checked = await checkResult(store, r, label);
+    // The metrics as an object: records name its digest, so their metrics can be checked.
+    result = { ...checked, metricsDigest: await store.putJson(checked.metrics) };
   } catch (e) {
     throw await stageFailure(run, config, label, e, finish);
   } finally {
@@ -350,8 +581,21 @@ async function runStage(
       await p.then((x) => x.dispose()).catch(() => {});
     }
     run.timings[`${config.name}_ms`] = performance.now() - ts;
+    // Peak resident memory of the process during this stage (MB; timings, not hashed).
+    const peak = rssReset ? peakRssMb() : undefined;
+    if (peak !== undefined) run.timings[`${config.name}.peak_rss_mb`] = peak;
   }
-  await store.writeMeta("index/stages", key, result);
+  // A stage that saw infrastructure failures (tool calls lost to the machine, not the model)
+  // is recorded but not indexed: a later run computes it again instead of reusing it.
+  const lost = result.metrics.infrastructure_failures;
+  if (typeof lost === "number" && lost > 0) {
+    run.reporter.log(
+      `stage ${config.name}: ${lost} infrastructure failure(s); not adding it to the stage ` +
+        `index, so the next run recomputes it`,
+    );
+  } else {
+    await writeStageIndex(store, key, { ...result, run: run.runId });
+  }
   await store.removeMeta("checkpoints", key);
   run.reporter.stage(config.name, config.kind, "done");
   return result;
@@ -434,6 +678,7 @@ function stageContext(
               request,
               store: st,
               signal: run.signal,
+              recorded: archive ? recordedOf(archive.stages[config.name]) : undefined,
             })
           );
         policies.set(k, p);

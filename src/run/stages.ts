@@ -157,7 +157,18 @@ export interface StageKind<S extends z.ZodType = z.ZodType> extends StageSchema 
    * stages produced (in manifest order). Throws an ArpoError for an option naming none.
    */
   reads?(options: z.output<S>, earlier: readonly EarlierStage[], name: string): string[];
+  /**
+   * The benchmark splits the stage trains on and those it measures, so that training on a split
+   * a stage measures can be warned about (run/split_overlap.ts).
+   */
+  splits?(options: z.output<S>): { trains?: BenchmarkSplit[]; measures?: BenchmarkSplit[] };
   run(ctx: StageContext, options: z.output<S>): Promise<StageResult>;
+}
+
+/** One split of one manifest benchmark. */
+export interface BenchmarkSplit {
+  benchmark: string;
+  split: string;
 }
 
 /** A finished earlier stage, as `StageKind.reads` sees it. */
@@ -200,6 +211,12 @@ export interface PolicyFactoryInput {
   request: PolicyRequest;
   store: StageStore;
   signal: AbortSignal;
+  /**
+   * On rerun/verify of a stage that ran on an inference server: the digests of what that stage
+   * recorded (`policy_responses`, `policy_tokenizer` outputs), which the server policy answers
+   * from instead of calling the server.
+   */
+  recorded?: { responses: string; tokenizer: string };
 }
 
 /** Builds the policy a stage asks for (`ctx.policy(request)`). */

@@ -2,7 +2,9 @@
  * The tool cache of a store: one small JSON file per (tool digest, input) key under
  * `<store>/cache/tools/`, written atomically (temp file, fsync, rename) like every mutable file of
  * the store, so concurrent runs race only to identical renames and a killed writer leaves no
- * partial entry. The runtime validates what it reads back; a damaged entry is a miss.
+ * partial entry. The runtime validates what it reads back; a damaged entry is a miss. A timed-out
+ * result (the wall-clock guard: an infrastructure failure, not the tool's answer) is never
+ * written, whoever offers it.
  */
 import type { Json } from "../store/canonical.ts";
 import { DIGEST_RE, digestJson } from "../store/hash.ts";
@@ -16,7 +18,16 @@ function entryName(key: string): string {
   return `tools/${key}`;
 }
 
-/** A ToolCache over `store`. */
+/** A stored result that records a timeout or an infrastructure failure (never cached). */
+function isInfrastructureResult(value: string): boolean {
+  try {
+    const v = JSON.parse(value);
+    return v?.timedOut === true || v?.infrastructureFailure !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 /** The scope of a run's tool cache entries: what besides source and input shapes a tool's output. */
 export function toolCacheScope(
   manifest: { seed: number; plugins: { tools: unknown } },
@@ -25,6 +36,7 @@ export function toolCacheScope(
   return { seed: manifest.seed, tools: manifest.plugins.tools as Json, data };
 }
 
+/** A ToolCache over `store`. */
 export function storeToolCache(store: Store, scope?: Json): ToolCache {
   // The runtime keys calls by (tool source digest, input). A tool's output also depends on its
   // `with:` options, the experiment seed (python seeds `random` from it) and the data files the
@@ -38,6 +50,7 @@ export function storeToolCache(store: Store, scope?: Json): ToolCache {
       return typeof v?.value === "string" ? v.value : undefined;
     },
     async put(key, value) {
+      if (isInfrastructureResult(value)) return;
       await store.writeMeta("cache", entryName(scoped(key)), { value });
     },
   };

@@ -6,6 +6,7 @@
 import { ArpoError } from "../errors.ts";
 import type { Json } from "./canonical.ts";
 import { digestJson } from "./hash.ts";
+import { assertMetricsBound } from "./metrics.ts";
 import type { Store } from "./store.ts";
 
 export const RECORD_FORMAT = "arpo-run/1";
@@ -41,8 +42,19 @@ export interface StageRecord {
   key: string;
   outputs: Record<string, string>;
   metrics: Record<string, Json>;
+  /**
+   * Digest of the metrics' canonical JSON, stored as an object when the stage was computed
+   * (store/metrics.ts); readers check the metrics against it. Absent in records made before
+   * metrics were bound.
+   */
+  metricsDigest?: string;
   /** Reused from the stage cache rather than computed in this invocation. */
   reused: boolean;
+  /**
+   * The numerics fingerprint (run/numerics.ts) of the process that computed the stage; for a
+   * reused stage, the one it was computed with (absent when that is not known).
+   */
+  numerics?: Json;
 }
 
 export type RunStatus = "running" | "complete" | "interrupted" | "failed";
@@ -72,6 +84,12 @@ export interface RunRecord {
   manifestPath: string;
   timings: Record<string, number>;
   host: Record<string, Json>;
+  /**
+   * The numerics fingerprint of the process that wrote the record (run/numerics.ts: engine,
+   * provider, threads, CPU and instruction-set class, canary digest). Outside the identity;
+   * absent in records made before fingerprints.
+   */
+  numerics?: Json;
 }
 
 export function runIdOf(identity: RunIdentity): string {
@@ -93,6 +111,7 @@ export function referencedObjects(rec: RunRecord): Map<string, string> {
   for (const [p, d] of Object.entries(rec.modelFiles ?? {})) add(d, `model file ${p || "(model)"}`);
   for (const [s, st] of Object.entries(rec.stages)) {
     for (const [o, d] of Object.entries(st.outputs)) add(d, `stage '${s}' output '${o}'`);
+    if (st.metricsDigest !== undefined) add(st.metricsDigest, `stage '${s}' metrics`);
   }
   return out;
 }
@@ -105,6 +124,7 @@ export async function readRecord(store: Store, id: string): Promise<RunRecord> {
       `run record ${store.metaPath("runs", id)} is not a valid ${RECORD_FORMAT} record`,
     );
   }
+  assertMetricsBound(rec, store.metaPath("runs", id));
   return rec;
 }
 

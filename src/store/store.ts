@@ -76,15 +76,19 @@ export class Store {
   }
 
   /**
-   * Store bytes; returns their sha256. An existing object is left alone (same name, same bytes),
-   * unless `repair` is set and it is damaged: then the good bytes replace it.
+   * Store bytes; returns their sha256. An existing object is re-hashed first: intact, it is left
+   * alone (same name, same bytes); damaged (tampering, disk damage), the good bytes atomically
+   * replace it, so recomputing a stage heals the objects it writes.
    */
-  async putBytes(bytes: Uint8Array, opts: { repair?: boolean } = {}): Promise<string> {
+  async putBytes(bytes: Uint8Array): Promise<string> {
     const digest = sha256(bytes);
-    if (await this.has(digest)) {
-      if (!opts.repair || (await this.check(digest)) === "ok") return digest;
-    }
+    const state = await this.check(digest);
+    if (state === "ok") return digest;
     const path = this.objectPath(digest);
+    // A rename cannot replace a directory (or what a link points at): clear a non-file first.
+    if (state === "damaged" && !(await Deno.lstat(path)).isFile) {
+      await Deno.remove(path, { recursive: true });
+    }
     await Deno.mkdir(join(path, ".."), { recursive: true });
     // Objects are immutable: read-only guards against accidental edits (not against tampering,
     // which reads detect).
@@ -134,7 +138,10 @@ export class Store {
   /** Check an object without returning it: "ok", "missing" or "damaged". */
   async check(digest: string): Promise<"ok" | "missing" | "damaged"> {
     try {
-      const bytes = await Deno.readFile(this.objectPath(digest));
+      const path = this.objectPath(digest);
+      // Something other than a plain file (a directory, a FIFO that would block) is damage too.
+      if (!(await Deno.lstat(path)).isFile) return "damaged";
+      const bytes = await Deno.readFile(path);
       return sha256(bytes) === digest ? "ok" : "damaged";
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return "missing";

@@ -5,6 +5,10 @@
  * replay of recorded results for non-deterministic tools, and a record of the call. `call` never
  * throws: failures become `Error: …` result text.
  *
+ * A timeout is a wall-clock guard: it depends on the machine's load, not only on the call. A
+ * call that times out is tried once more; when that times out too the outcome carries
+ * `infrastructureFailure` and is neither cached nor replayed as the tool's answer.
+ *
  * The cache stores a tool's raw text (before the cap), so changing the cap never needs new calls.
  * Records carry their timing (ToolCallTiming: live/cached/replayed, attempts, wall time), which
  * the caller keeps outside hashed artefacts.
@@ -96,7 +100,7 @@ export function toolCallKey(toolDigest: string, input: string): string {
  */
 export type ReplayableRecord =
   & Pick<ToolCallRecordEntry, "key" | "output" | "error" | "timedOut" | "site">
-  & Partial<Pick<ToolCallRecordEntry, "raw">>;
+  & Partial<Pick<ToolCallRecordEntry, "raw" | "infrastructureFailure">>;
 
 /** The stored form of a record, for building a ToolReplay from an earlier run's records. */
 export function storedResultOf(record: ReplayableRecord): string {
@@ -108,13 +112,14 @@ export function storedResultOf(record: ReplayableRecord): string {
 /**
  * A ToolReplay over records of an earlier run. A call made at a recorded site with the same key
  * gets that site's result, timeouts included (so the rerun's tree is the recorded one); a call
- * at an unrecorded site gets the first completed (not timed-out) result of its key.
+ * at an unrecorded site gets the first completed (not timed-out) result of its key. Infrastructure
+ * failures are not the tool's answer: their calls are made live again.
  */
 export function replayFromRecords(records: readonly ReplayableRecord[]): ToolReplay {
   const byKey = new Map<string, string>();
   const bySite = new Map<string, string>();
   for (const r of records) {
-    if (r.key === "") continue;
+    if (r.key === "" || r.infrastructureFailure !== undefined) continue;
     const stored = storedResultOf(r);
     if (r.site !== undefined) {
       const s = JSON.stringify([r.site, r.key]);
@@ -153,15 +158,24 @@ function message(e: unknown): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** What a live call produced (shared by identical concurrent calls). */
+interface LiveResult {
+  result: StoredResult;
+  timedOut: boolean;
+  attempts: number;
+  /** Set when every attempt hit the wall-clock guard (ToolCallTiming.infrastructureFailure). */
+  infrastructureFailure?: string;
+}
+
+/** Attempts a call gets when its attempts time out (the guard fired): the first and one retry. */
+const GUARD_ATTEMPTS = 2;
+
 /** The default ToolRuntime. */
 export class DefaultToolRuntime implements ToolRuntime {
   readonly tags: readonly string[];
   readonly #byTag = new Map<string, ToolEntry>();
   readonly #records: ToolCallRecordEntry[] = [];
-  readonly #inflight = new Map<
-    string,
-    Promise<{ result: StoredResult; timedOut: boolean; attempts: number }>
-  >();
+  readonly #inflight = new Map<string, Promise<LiveResult>>();
   readonly #opts:
     & Required<Omit<ToolRuntimeOptions, "cache" | "replay" | "onRecord">>
     & ToolRuntimeOptions;
@@ -263,7 +277,7 @@ export class DefaultToolRuntime implements ToolRuntime {
         live.finally(() => this.#inflight.delete(key)).catch(() => {});
       }
     }
-    const { result, timedOut, attempts } = await live;
+    const { result, timedOut, attempts, infrastructureFailure } = await live;
     return this.#finish({
       ...base,
       ...this.#render(tag, result, cap),
@@ -272,6 +286,7 @@ export class DefaultToolRuntime implements ToolRuntime {
       source: shared ? "cached" : "live",
       attempts: shared ? 0 : attempts,
       durationMs: performance.now() - t0,
+      ...(infrastructureFailure !== undefined ? { infrastructureFailure } : {}),
     });
   }
 
@@ -280,22 +295,37 @@ export class DefaultToolRuntime implements ToolRuntime {
     input: string,
     key: string,
     cache: ToolCache | undefined,
-  ): Promise<{ result: StoredResult; timedOut: boolean; attempts: number }> {
+  ): Promise<LiveResult> {
     const timeoutMs = entry.timeoutMs ?? this.#opts.timeoutMs;
-    const maxAttempts = entry.tool.retryable ? 1 + (entry.retries ?? this.#opts.retries) : 1;
+    // Failures other than timeouts: retried only for tools that say they are transient.
+    const maxFailures = entry.tool.retryable ? 1 + (entry.retries ?? this.#opts.retries) : 1;
     let result: StoredResult = { text: "", error: true };
     let timedOut = false;
     let attempts = 0;
-    while (attempts < maxAttempts) {
+    let guardFired = 0;
+    for (;;) {
       if (attempts > 0) await sleep(this.#opts.retryDelayMs * 2 ** (attempts - 1));
       attempts++;
       ({ result, timedOut } = await this.#attempt(entry.tool, input, timeoutMs));
+      if (timedOut) {
+        if (++guardFired < GUARD_ATTEMPTS) continue;
+        break;
+      }
       const empty = !result.error && result.text.trim() === "";
       if (!result.error && !empty) break;
+      if (attempts - guardFired >= maxFailures) break;
     }
-    // Timeouts depend on the machine's load and transient failures of retryable tools on the
-    // network: neither is a result worth keeping.
-    if (cache && !timedOut && !(result.error && entry.tool.retryable)) {
+    if (timedOut) {
+      // The guard fired twice: the machine, not the input, decided this result.
+      return {
+        result,
+        timedOut,
+        attempts,
+        infrastructureFailure: `wall-clock guard fired twice (${result.text})`,
+      };
+    }
+    // Transient failures of retryable tools (the network) are not a result worth keeping.
+    if (cache && !(result.error && entry.tool.retryable)) {
       await cache.put(key, JSON.stringify(result)).catch(() => {});
     }
     return { result, timedOut, attempts };

@@ -1,47 +1,77 @@
 /**
  * Run an untrusted program in a sandbox (used by the python tool; reusable by third-party tools
  * through mod.ts). Deno's permission flags do not constrain child processes, so the sandbox is
- * built from standard Linux tools:
+ * bubblewrap (`bwrap`) plus a guard in this process. docs/SECURITY.md gives the threat model and
+ * what each layer stops; in short:
  *
- * - `unshare` (util-linux): new network, mount, PID, IPC and UTS namespaces. The network namespace
- *   has only a downed loopback, so no socket reaches anything, 127.0.0.1 included. In the mount
- *   namespace the root is remounted read-only, the scratch directory is bind-mounted read-write
- *   onto itself and /dev/shm is a private tmpfs, so the scratch directory is the only place a write
- *   persists (and it is removed afterwards). A fresh /proc shows only the sandbox's processes.
- * - `setpriv`: as root, switches to a fresh unprivileged uid (RLIMIT_NPROC is not enforced for
- *   root, and root could undo the mounts); in every case drops all capabilities and sets
- *   no_new_privs. Without root, a user namespace maps the caller to root inside it, and dropping
- *   the capability bounding set removes that root's powers before the program runs.
- * - `prlimit`: CPU seconds, address space, process count, file size and open files.
- * - The environment is cleared (PATH and a few locale/home variables only), the working directory
- *   is a fresh scratch directory, and a wall-clock timer sends SIGTERM then SIGKILL. Killing
- *   `unshare` kills the namespace's init (`--kill-child`), and with it every process inside.
+ * - Namespaces: own user, mount, PID, network, IPC, UTS and cgroup namespaces. The network
+ *   namespace has only its own loopback, so no IP socket reaches anything outside, and abstract
+ *   Unix sockets (bound to a network namespace) are the sandbox's own.
+ * - A minimal filesystem view: /usr (and the /bin, /lib… links or directories of the host) and a
+ *   few loader/locale files of /etc, read-only; a fresh /proc and /dev; the scratch directory
+ *   `/tmp/arpo-sbx`, a size-limited tmpfs (the only writable place besides /dev/shm). No /run,
+ *   host /tmp, /home, /root, /var or /sys, so no Unix socket on the host's filesystem and no user
+ *   file is reachable. The scratch directory
+ *   lives only in the sandbox's memory: nothing is written to the host's disk, so nothing is left
+ *   behind however the runner ends.
+ * - Users: as root, the program runs under a fresh unprivileged uid (bwrap is started under it),
+ *   so it owns nothing on the host and the process limit counts only its own processes; in every
+ *   case it has no capabilities and no_new_privs, and cannot create user namespaces.
+ * - A seccomp filter (seccomp.ts) denies mounts, namespaces and kernel surface code never needs.
+ * - Limits: CPU seconds (RLIMIT_CPU per process, and the sum over the process tree checked by the
+ *   guard), address space per process, and the resident memory of the whole tree (the guard);
+ *   processes (RLIMIT_NPROC, counted per user namespace); file size; open files; disk (the tmpfs
+ *   sizes). The wall-clock limit is a guard against a stuck machine, not the primary limit.
+ * - Concurrency: at most SANDBOX_CONCURRENCY sandboxes run at once in a process (twice the
+ *   cores); further calls wait for a slot, and their wall-clock guard starts when they run.
+ * - Parent death: bwrap runs with --die-with-parent and the program is in its own PID namespace,
+ *   so when this process dies by any signal (SIGKILL included) the kernel kills the whole tree,
+ *   and the tmpfs with the scratch directory goes with it; a watchdog inside covers the start-up,
+ *   before bwrap's parent-death signal is set.
  *
- * `bwrap` (bubblewrap) is used when asked for and installed. `none` runs the program directly
- * (clean environment, scratch cwd, timeout) and must be chosen explicitly.
+ * `none` runs the program directly (clean environment, host scratch directory, rlimits when
+ * `prlimit` exists, timeout) and must be chosen explicitly.
  */
+import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
+import { sandboxSeccompFilter } from "./seccomp.ts";
 
-/** The sandbox asked for: `auto` picks unshare, else bwrap; `none` must be chosen explicitly. */
+/**
+ * The sandbox asked for: `auto` and `bwrap` use bubblewrap; `unshare` is the retired mechanism
+ * (it could not hide the host's filesystem) and is refused with a message; `none` must be chosen
+ * explicitly.
+ */
 export type SandboxMode = "auto" | "unshare" | "bwrap" | "none";
 /** The sandbox a run actually used. */
-export type SandboxMechanism = "unshare" | "bwrap" | "none";
+export type SandboxMechanism = "bwrap" | "none";
 
 /** Resource limits of one sandboxed run. */
 export interface SandboxLimits {
-  /** Wall-clock limit in milliseconds (SIGTERM, then SIGKILL after `killGraceMs`). */
+  /**
+   * Wall-clock guard in milliseconds: past it the whole tree is killed (`timedOut`). It depends
+   * on the machine's load, so callers treat it as an infrastructure failure, not a result.
+   */
   wallMs: number;
-  /** CPU-time limit in seconds (RLIMIT_CPU). */
+  /**
+   * CPU-time limit in seconds, the deterministic time limit: RLIMIT_CPU per process (SIGXCPU)
+   * and the whole tree's CPU time (`limitExceeded: "cpu"`).
+   */
   cpuSeconds: number;
-  /** Address-space limit in bytes (RLIMIT_AS). */
+  /**
+   * Memory in bytes: the address space of each process (RLIMIT_AS: an allocation past it fails,
+   * e.g. MemoryError) and the resident anonymous memory of all processes together (the guard
+   * kills the tree past it: `limitExceeded: "memory"`).
+   */
   memoryBytes: number;
-  /** Process/thread limit (RLIMIT_NPROC, counted per uid). */
+  /** Processes and threads at once (RLIMIT_NPROC, counted within the sandbox's namespace). */
   maxProcesses: number;
   /** Largest file the program may write, in bytes (RLIMIT_FSIZE). */
   maxFileBytes: number;
   /** Open file descriptors (RLIMIT_NOFILE). */
   maxOpenFiles: number;
+  /** Size of the scratch tmpfs (all files together), in bytes; /dev/shm has its own 16 MiB. */
+  diskBytes: number;
 }
 
 /** The limits a run gets for every field its request leaves out. */
@@ -52,6 +82,7 @@ export const DEFAULT_LIMITS: SandboxLimits = {
   maxProcesses: 32,
   maxFileBytes: 16 * 1024 * 1024,
   maxOpenFiles: 256,
+  diskBytes: 64 * 1024 * 1024,
 };
 
 /** What to run in the sandbox, and how. */
@@ -60,7 +91,7 @@ export interface SandboxRequest {
   argv: string[];
   /** Bytes written to the program's stdin (then closed). */
   stdin?: string | Uint8Array;
-  /** Default "auto": unshare, else bwrap; never `none` unless asked for. */
+  /** Default "auto" (bubblewrap); never `none` unless asked for. */
   mode?: SandboxMode;
   /** Limits to change; the others are DEFAULT_LIMITS. */
   limits?: Partial<SandboxLimits>;
@@ -70,9 +101,14 @@ export interface SandboxRequest {
   env?: Record<string, string>;
   /** Files written into the scratch directory before the program starts (relative paths). */
   files?: Record<string, string | Uint8Array>;
+  /**
+   * Host paths made visible read-only at the same place (e.g. an interpreter installed outside
+   * /usr). They must be readable by an unprivileged user when the runner is root.
+   */
+  readOnlyPaths?: string[];
   /** Abort from outside (e.g. the tool runtime's per-call timeout). */
   signal?: AbortSignal;
-  /** Milliseconds between SIGTERM and SIGKILL. Default 500. */
+  /** `none` only: milliseconds between SIGTERM and SIGKILL. Default 500. */
   killGraceMs?: number;
 }
 
@@ -84,7 +120,7 @@ export interface SandboxResult {
   code: number | null;
   /** Name of the signal that killed the program (e.g. "SIGKILL"), or null. */
   signal: string | null;
-  /** Exit code 0, and neither timed out nor aborted. */
+  /** Exit code 0, and neither timed out, aborted nor stopped at a limit. */
   success: boolean;
   /** The program's standard output (UTF-8 decoded, capped). */
   stdout: string;
@@ -94,10 +130,16 @@ export interface SandboxResult {
   stdoutTruncated: boolean;
   /** stderr passed `maxOutputBytes` and was cut (the program was killed). */
   stderrTruncated: boolean;
-  /** The wall-clock limit passed and the program was killed. */
+  /** The wall-clock guard fired and the program was killed. */
   timedOut: boolean;
   /** The caller's signal aborted the run. */
   aborted: boolean;
+  /**
+   * The guard killed the tree at a limit over all its processes together: `cpu` (CPU seconds)
+   * or `memory` (resident memory); null otherwise (a single process hitting RLIMIT_CPU ends
+   * with signal SIGXCPU instead).
+   */
+  limitExceeded: "cpu" | "memory" | null;
   /** Wall time in milliseconds (a timing; never hash it). */
   durationMs: number;
 }
@@ -131,6 +173,17 @@ export class SandboxUnavailableError extends Error {
 
 /** Variables a sandboxed program sees (plus HOME/TMPDIR pointing at its scratch directory). */
 const SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/** The scratch directory inside the sandbox (on the sandbox's own tmpfs). */
+export const SCRATCH = "/tmp/arpo-sbx";
+const SHM_BYTES = 16 * 1024 * 1024;
+/** How often the guard samples the tree's CPU time and memory. */
+const GUARD_INTERVAL_MS = 50;
+/**
+ * Sandboxes running at once in this process, all callers together: twice the cores (a program
+ * that waits should not hold a core's turn), so a round of 128 tool calls neither oversubscribes
+ * the CPUs nor multiplies the memory limit by 128. Others wait (their guard starts when they run).
+ */
+export const SANDBOX_CONCURRENCY = Math.max(2, 2 * (navigator.hardwareConcurrency || 1));
 
 function cleanEnv(scratch: string, extra?: Record<string, string>): Record<string, string> {
   return {
@@ -144,31 +197,29 @@ function cleanEnv(scratch: string, extra?: Record<string, string>): Record<strin
 }
 
 /**
- * Runs inside the new namespaces as (namespace) root: set up the mounts, enter the scratch
- * directory, drop privileges and run the limited program. `$2` is the uid to switch to, or `-`
- * to keep the current one (user-namespace mode). The shell stays as the namespace's PID 1
- * instead of exec'ing: changing credentials clears the parent-death signal that `--kill-child`
- * set, so the shell (which keeps it) is what dies with `unshare`, and the kernel then kills every
- * process left in the namespace.
- * (A background job's stdin is /dev/null in sh, hence the copy of stdin on fd 3.)
+ * Started by this process, then exec'ing bwrap: closes every inherited descriptor above `$1`
+ * (Deno passes on what its own parent left open: a terminal, an agent socket…), so the sandbox
+ * gets only stdio and the descriptors bwrap reads its filter and files from.
  */
-const UNSHARE_SCRIPT = `set -e
-s=$1; u=$2; shift 2
-mount --bind "$s" "$s"
-mount -o remount,bind,ro /
-mount -t tmpfs -o size=16m,nosuid,nodev,mode=1777 arpo-shm /dev/shm
-cd "$s"
-exec 3<&0
-set +e
-if [ "$u" = "-" ]; then
-  setpriv --no-new-privs --inh-caps=-all --bounding-set=-all -- "$@" <&3 3<&- &
-else
-  setpriv --reuid="$u" --regid="$u" --clear-groups --no-new-privs --inh-caps=-all \\
-    --bounding-set=-all -- "$@" <&3 3<&- &
-fi
-wait $!
-exit $?
-`;
+const CLOSE_FDS = `k=$1; shift
+for f in /proc/$$/fd/*; do
+  n=\${f##*/}
+  if [ "$n" -gt "$k" ] && [ -e "/proc/$$/fd/$n" ]; then eval "exec $n>&-"; fi
+done
+exec "$@"`;
+
+/**
+ * The first program inside the sandbox: a watchdog that blocks reading descriptor `$1`, whose
+ * other end this process holds open for the whole run and closes (or loses, by dying) to stop
+ * it; it then kills every process of the sandbox. (Started from a subshell that exits at once, it
+ * belongs to bwrap's init, not to the program, which has no child it did not make.) It covers
+ * what --die-with-parent cannot: bwrap sets the parent-death signal only after its set-up, so a
+ * runner killed during a sandbox's start-up would otherwise leave that sandbox running.
+ */
+const WATCHDOG = `w=$1; shift
+( ( exec </dev/null >/dev/null 2>&1; eval "read -r _ <&$w"; kill -KILL -1 ) & )
+eval "exec $w<&-"
+exec "$@"`;
 
 function isRoot(): boolean {
   try {
@@ -192,7 +243,7 @@ export function findExecutable(name: string): string | undefined {
   return undefined;
 }
 
-/** A fresh unprivileged uid for one sandbox (root mode), so process counts are per call. */
+/** A fresh unprivileged uid for one sandbox (root mode), so it owns nothing on the host. */
 function freshUid(): number {
   const b = new Uint32Array(1);
   crypto.getRandomValues(b); // not for any artefact: only picks an unused uid
@@ -200,8 +251,10 @@ function freshUid(): number {
 }
 
 function prlimitArgs(l: SandboxLimits): string[] {
+  const cpu = Math.max(1, Math.ceil(l.cpuSeconds));
   return [
-    `--cpu=${Math.max(1, Math.ceil(l.cpuSeconds))}`,
+    // Soft limit: SIGXCPU (the program sees why); hard limit a second later: SIGKILL.
+    `--cpu=${cpu}:${cpu + 1}`,
     `--as=${Math.floor(l.memoryBytes)}`,
     `--nproc=${Math.max(1, Math.floor(l.maxProcesses))}`,
     `--fsize=${Math.floor(l.maxFileBytes)}`,
@@ -209,126 +262,168 @@ function prlimitArgs(l: SandboxLimits): string[] {
   ];
 }
 
-interface Launch {
-  command: string;
-  args: string[];
-  /** uid that must own the scratch directory, when it differs from ours. */
-  chownTo?: number;
+/** The host's top-level program directories, as symlinks (merged /usr) or read-only binds. */
+function systemDirs(): string[] {
+  const args: string[] = ["--ro-bind", "/usr", "/usr"];
+  for (const d of ["bin", "sbin", "lib", "lib32", "lib64", "libx32"]) {
+    try {
+      const st = Deno.lstatSync(`/${d}`);
+      if (st.isSymlink) args.push("--symlink", Deno.readLinkSync(`/${d}`), `/${d}`);
+      else if (st.isDirectory) args.push("--ro-bind", `/${d}`, `/${d}`);
+    } catch { /* absent */ }
+  }
+  // The dynamic loader's cache, time zone, Debian's alternatives links and the interpreters'
+  // own configuration (Debian's python3 reads /etc/python3.X): no users, hosts or secrets.
+  const etc = ["ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "alternatives"];
+  try {
+    for (const e of Deno.readDirSync("/etc")) if (/^python\d/.test(e.name)) etc.push(e.name);
+  } catch { /* no /etc */ }
+  for (const e of etc.sort()) args.push("--ro-bind-try", `/etc/${e}`, `/etc/${e}`);
+  return args;
 }
 
-function buildLaunch(
-  mech: SandboxMechanism,
-  scratch: string,
-  argv: string[],
+/** A process to start: its command line and the descriptors it gets past stdio. */
+export interface Launch {
+  command: string;
+  args: string[];
+  /** Bytes to write on descriptors 3, 4, … (the seccomp filter, then the request's files). */
+  extraFds: Uint8Array[];
+  /** The watchdog's descriptor (after extraFds), held open for the run; none for `none`. */
+  watchdog: boolean;
+  /** Working directory of the launched process on the host. */
+  cwd: string;
+}
+
+/** How bwrapLaunch differs for the persistent worker (sandbox_worker.ts). */
+export interface BwrapOptions {
+  /**
+   * Load the seccomp filter and forbid user namespaces (default true). The worker's server needs
+   * both for the namespaces it makes per call, and applies the same filter to each call itself.
+   */
+  confine?: boolean;
+  /**
+   * What runs after the watchdog (default: prlimit with the request's limits, then argv). Unless
+   * confined, descriptor 3 holds the seccomp filter for it to read.
+   */
+  inner?: string[];
+}
+
+/** The command line of a bubblewrap sandbox for `req` (used by execute and the worker). */
+export function bwrapLaunch(
+  req: SandboxRequest,
   limits: SandboxLimits,
+  opts: BwrapOptions = {},
 ): Launch {
-  if (mech === "none") {
-    // No isolation; resource limits still apply when prlimit exists.
-    const p = findExecutable("prlimit");
-    return p
-      ? { command: p, args: [...prlimitArgs(limits), "--", ...argv] }
-      : { command: argv[0], args: argv.slice(1) };
+  const confine = opts.confine ?? true;
+  const extraFds: Uint8Array[] = [sandboxSeccompFilter()];
+  const files: string[] = [];
+  const dirs = new Set<string>();
+  for (const [rel, content] of Object.entries(req.files ?? {})) {
+    if (rel.startsWith("/") || rel.split("/").includes("..") || rel === "") {
+      throw new Error(`sandbox file name '${rel}' must be relative, without '..'`);
+    }
+    const parts = rel.split("/").filter(Boolean);
+    for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/"));
+    files.push("--file", String(3 + extraFds.length), `${SCRATCH}/${parts.join("/")}`);
+    extraFds.push(typeof content === "string" ? new TextEncoder().encode(content) : content);
   }
-  const root = isRoot();
-  const uid = root ? freshUid() : undefined;
-  const inner = ["prlimit", ...prlimitArgs(limits), "--", ...argv];
-  if (mech === "unshare") {
-    const ns = ["--net", "--mount", "--pid", "--ipc", "--uts", "--fork", "--kill-child"];
-    return {
-      command: findExecutable("unshare") ?? "unshare",
-      args: [
-        ...(root ? [] : ["--user", "--map-root-user"]),
-        ...ns,
-        "--mount-proc",
-        "--",
-        "/bin/sh",
-        "-c",
-        UNSHARE_SCRIPT,
-        "arpo-sandbox",
-        scratch,
-        uid === undefined ? "-" : String(uid),
-        ...inner,
-      ],
-      chownTo: uid,
-    };
-  }
-  // bwrap: read-only view of / (as with unshare), fresh /dev, /proc and /dev/shm, the scratch
-  // directory writable.
-  const drop = uid === undefined
-    ? ["setpriv", "--no-new-privs", "--inh-caps=-all", "--bounding-set=-all", "--"]
-    : [
-      "setpriv",
+  const watchdogFd = 3 + extraFds.length;
+  const bwrap = [
+    findExecutable("bwrap") ?? "bwrap",
+    "--unshare-all",
+    "--unshare-user",
+    ...(confine ? ["--disable-userns"] : []),
+    "--die-with-parent",
+    "--new-session",
+    "--hostname",
+    "arpo-sandbox",
+    // Exactly the clean environment (not what bash and node:child_process add on the way).
+    "--clearenv",
+    ...Object.entries(cleanEnv(SCRATCH, req.env)).flatMap(([k, v]) => ["--setenv", k, v]),
+    ...systemDirs(),
+    ...(req.readOnlyPaths ?? []).flatMap((p) => ["--ro-bind", p, p]),
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "--size",
+    String(Math.min(SHM_BYTES, limits.diskBytes)),
+    "--tmpfs",
+    "/dev/shm",
+    "--remount-ro",
+    "/dev",
+    "--size",
+    String(Math.max(4096, Math.floor(limits.diskBytes))),
+    "--tmpfs",
+    SCRATCH,
+    ...[...dirs].sort().flatMap((d) => ["--dir", `${SCRATCH}/${d}`]),
+    ...files,
+    "--chdir",
+    SCRATCH,
+    "--remount-ro",
+    "/",
+    ...(confine ? ["--seccomp", "3"] : []),
+    "--",
+    "sh",
+    "-c",
+    WATCHDOG,
+    "arpo-sandbox",
+    String(watchdogFd),
+    ...(opts.inner ?? ["prlimit", ...prlimitArgs(limits), "--", ...req.argv]),
+  ];
+  const bash = findExecutable("bash") ?? "/bin/bash";
+  const closer = [bash, "-c", CLOSE_FDS, "arpo-sandbox", String(watchdogFd)];
+  const launch = { extraFds, watchdog: true, cwd: "/" };
+  if (!isRoot()) return { ...launch, command: closer[0], args: [...closer.slice(1), ...bwrap] };
+  const uid = String(freshUid());
+  return {
+    ...launch,
+    command: findExecutable("setpriv") ?? "setpriv",
+    args: [
       `--reuid=${uid}`,
       `--regid=${uid}`,
       "--clear-groups",
-      "--no-new-privs",
       "--inh-caps=-all",
       "--bounding-set=-all",
       "--",
-    ];
-  return {
-    command: findExecutable("bwrap") ?? "bwrap",
-    args: [
-      "--unshare-net",
-      "--unshare-pid",
-      "--unshare-ipc",
-      "--unshare-uts",
-      ...(root ? [] : ["--unshare-user"]),
-      "--die-with-parent",
-      "--new-session",
-      "--ro-bind",
-      "/",
-      "/",
-      "--dev",
-      "/dev",
-      "--proc",
-      "/proc",
-      "--tmpfs",
-      "/dev/shm",
-      "--bind",
-      scratch,
-      scratch,
-      "--chdir",
-      scratch,
-      "--",
-      ...drop,
-      ...inner,
+      ...closer,
+      ...bwrap,
     ],
-    chownTo: uid,
   };
 }
 
 // ---------------------------------------------------------------------------------------------
 // availability
 
-const probes = new Map<SandboxMechanism, Promise<string | null>>();
+const REQUIRED = { bwrap: ["bwrap", "bash", "prlimit"], root: ["setpriv"] };
+let probed: Promise<string | null> | undefined;
 
-/** Run `true` through a mechanism once; null when it works, else the reason. Cached. */
-function probe(mech: "unshare" | "bwrap"): Promise<string | null> {
-  let p = probes.get(mech);
-  if (!p) {
-    p = (async () => {
-      const tool = mech === "unshare" ? "unshare" : "bwrap";
-      for (const t of [tool, "setpriv", "prlimit"]) {
-        if (!findExecutable(t)) return `\`${t}\` is not installed`;
-      }
-      try {
-        const r = await execute(mech, {
-          argv: ["true"],
-          limits: { wallMs: 10_000 },
-        });
-        if (r.success) return null;
-        const why = r.stderr.trim().split("\n").slice(-2).join(" ") ||
-          `exit status ${r.code ?? r.signal}`;
-        return `\`${tool}\` failed: ${why}`;
-      } catch (e) {
-        return `\`${tool}\` failed: ${e instanceof Error ? e.message : String(e)}`;
-      }
-    })();
-    probes.set(mech, p);
-  }
-  return p;
+/** Run `true` through bubblewrap once; null when it works, else the reason. Cached. */
+function probe(): Promise<string | null> {
+  probed ??= (async () => {
+    for (const t of [...REQUIRED.bwrap, ...(isRoot() ? REQUIRED.root : [])]) {
+      if (!findExecutable(t)) return `\`${t}\` is not installed`;
+    }
+    try {
+      sandboxSeccompFilter();
+    } catch (e) {
+      return (e as Error).message;
+    }
+    try {
+      const r = await execute("bwrap", { argv: ["true"], limits: { wallMs: 10_000 } });
+      if (r.success) return null;
+      const why = r.stderr.trim().split("\n").slice(-2).join(" ") ||
+        `exit status ${r.code ?? r.signal}`;
+      return `\`bwrap\` failed: ${why}`;
+    } catch (e) {
+      return `\`bwrap\` failed: ${e instanceof Error ? e.message : String(e)}`;
+    }
+  })();
+  return probed;
 }
+
+const OPT_OUT = "or set `with: { sandbox: none }` on the tool to run model-written code without " +
+  "a sandbox (only on a machine you can afford to lose)";
 
 /**
  * The mechanism a mode resolves to on this machine, or a SandboxUnavailableError saying why and
@@ -348,26 +443,20 @@ function probe(mech: "unshare" | "bwrap"): Promise<string | null> {
  */
 export async function resolveSandbox(mode: SandboxMode = "auto"): Promise<SandboxMechanism> {
   if (mode === "none") return "none";
-  if (mode === "unshare" || mode === "bwrap") {
-    const why = await probe(mode);
-    if (why === null) return mode;
+  if (mode === "unshare") {
     throw new SandboxUnavailableError(
-      `the '${mode}' sandbox is not usable on this machine (${why}). Use \`sandbox: auto\` to ` +
-        "pick any working mechanism, or set `with: { sandbox: none }` on the tool to run " +
-        "model-written code without a sandbox (only on a machine you can afford to lose).",
+      "the 'unshare' sandbox was retired: it showed the program the host's whole filesystem " +
+        "(Unix sockets and user files included). Use `sandbox: auto` (bubblewrap), " + OPT_OUT +
+        ".",
     );
   }
-  const reasons: string[] = [];
-  for (const m of ["unshare", "bwrap"] as const) {
-    const why = await probe(m);
-    if (why === null) return m;
-    reasons.push(`${m}: ${why}`);
-  }
+  const why = await probe();
+  if (why === null) return "bwrap";
   throw new SandboxUnavailableError(
-    `no sandbox mechanism works on this machine (${reasons.join("; ")}). Model-written code ` +
-      "is not run unsandboxed unless you say so: install util-linux's unshare/setpriv/prlimit " +
-      "(and allow user namespaces when not root) or bubblewrap, or set " +
-      "`with: { sandbox: none }` on the tool explicitly.",
+    `no sandbox mechanism works on this machine (bwrap: ${why}). Model-written code is not ` +
+      "run unsandboxed unless you say so: install bubblewrap (`apt-get install bubblewrap`; " +
+      "it needs unprivileged user namespaces, or root), bash and util-linux's prlimit/setpriv, " +
+      OPT_OUT + ".",
   );
 }
 
@@ -381,7 +470,7 @@ export async function resolveSandbox(mode: SandboxMode = "auto"): Promise<Sandbo
  * @returns How the run ended and what it printed; a failing program is a result, not an error.
  * @throws {SandboxUnavailableError} When no mechanism the mode allows works here.
  *
- * @example Run model-written Python with a time limit
+ * @example Run model-written Python with a CPU-time limit
  * ```ts
  * import { runSandboxed, SandboxUnavailableError } from "arpo-lab";
  *
@@ -389,7 +478,7 @@ export async function resolveSandbox(mode: SandboxMode = "auto"): Promise<Sandbo
  *   const r = await runSandboxed({
  *     argv: ["python3", "main.py"],
  *     files: { "main.py": "print(6 * 7)" },
- *     limits: { wallMs: 5_000 },
+ *     limits: { cpuSeconds: 5 },
  *   });
  *   console.log(r.success ? r.stdout : `failed (${r.code ?? r.signal}): ${r.stderr}`);
  * } catch (e) {
@@ -402,37 +491,37 @@ export async function runSandboxed(req: SandboxRequest): Promise<SandboxResult> 
   return await execute(mech, req);
 }
 
-async function collect(
-  stream: ReadableStream<Uint8Array>,
-  cap: number,
-  onOverflow: () => void,
-): Promise<{ bytes: Uint8Array; truncated: boolean }> {
-  const parts: Uint8Array[] = [];
-  let n = 0;
-  let truncated = false;
-  for await (const chunk of stream) {
-    const room = cap - n;
+/** Collects a stream up to `cap` bytes; past it calls `onOverflow` once. */
+class Collector {
+  readonly parts: Uint8Array[] = [];
+  n = 0;
+  truncated = false;
+  constructor(readonly cap: number, readonly onOverflow: () => void) {}
+  push(chunk: Uint8Array): void {
+    const room = this.cap - this.n;
     if (chunk.length <= room) {
-      parts.push(chunk);
-      n += chunk.length;
-      continue;
+      this.parts.push(chunk);
+      this.n += chunk.length;
+      return;
     }
     if (room > 0) {
-      parts.push(chunk.subarray(0, room));
-      n = cap;
+      this.parts.push(chunk.subarray(0, room));
+      this.n = this.cap;
     }
-    if (!truncated) {
-      truncated = true;
-      onOverflow();
+    if (!this.truncated) {
+      this.truncated = true;
+      this.onOverflow();
     }
   }
-  const bytes = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    bytes.set(p, o);
-    o += p.length;
+  text(): string {
+    const bytes = new Uint8Array(this.n);
+    let o = 0;
+    for (const p of this.parts) {
+      bytes.set(p, o);
+      o += p.length;
+    }
+    return new TextDecoder().decode(bytes);
   }
-  return { bytes, truncated };
 }
 
 async function removeScratch(path: string): Promise<void> {
@@ -452,7 +541,7 @@ async function removeScratch(path: string): Promise<void> {
   }
 }
 
-const SIGNAL_NAMES: Record<number, string> = {
+export const SIGNAL_NAMES: Record<number, string> = {
   1: "SIGHUP",
   2: "SIGINT",
   4: "SIGILL",
@@ -466,123 +555,276 @@ const SIGNAL_NAMES: Record<number, string> = {
   15: "SIGTERM",
   24: "SIGXCPU",
   25: "SIGXFSZ",
+  31: "SIGSYS",
 };
 
+/** CPU seconds and resident anonymous bytes of a process tree (below `root`), from /proc. */
+export function treeUsage(root: number): { cpuSeconds: number; memoryBytes: number } {
+  let ticks = 0;
+  let kb = 0;
+  const stack = [root];
+  const seen = new Set<number>();
+  while (stack.length > 0) {
+    const pid = stack.pop()!;
+    if (seen.has(pid)) continue;
+    seen.add(pid);
+    let tasks: string[] = [String(pid)];
+    try {
+      if (pid !== root) {
+        // utime, stime, cutime, cstime: the last two hold children it has reaped, so every
+        // CPU second of the tree is counted once (bwrap's init reaps the orphans).
+        const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+        const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+        const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+        kb += Number(status.match(/^RssAnon:\s+(\d+)/m)?.[1] ?? 0);
+        if (Number(status.match(/^Threads:\s+(\d+)/m)?.[1] ?? 1) > 1) {
+          tasks = [...Deno.readDirSync(`/proc/${pid}/task`)].map((e) => e.name);
+        }
+      }
+      for (const t of tasks) {
+        const kids = Deno.readTextFileSync(`/proc/${pid}/task/${t}/children`).trim();
+        if (kids) { for (const k of kids.split(" ")) stack.push(Number(k)); }
+      }
+    } catch { /* exited meanwhile */ }
+  }
+  // USER_HZ, the unit of /proc/<pid>/stat, is 100 on every Linux ABI.
+  return { cpuSeconds: ticks / 100, memoryBytes: kb * 1024 };
+}
+
+let running = 0;
+const waiting: (() => void)[] = [];
+
+/** Wait for a free slot; false when `signal` aborted first. */
+export function acquireSlot(signal?: AbortSignal): Promise<boolean> {
+  if (signal?.aborted) return Promise.resolve(false);
+  if (running < SANDBOX_CONCURRENCY) {
+    running++;
+    return Promise.resolve(true);
+  }
+  return new Promise((resolve) => {
+    const go = () => {
+      signal?.removeEventListener("abort", quit);
+      running++;
+      resolve(true);
+    };
+    const quit = () => {
+      const i = waiting.indexOf(go);
+      if (i >= 0) waiting.splice(i, 1);
+      resolve(false);
+    };
+    waiting.push(go);
+    signal?.addEventListener("abort", quit, { once: true });
+  });
+}
+
+export function releaseSlot(): void {
+  running--;
+  waiting.shift()?.();
+}
+
 async function execute(mech: SandboxMechanism, req: SandboxRequest): Promise<SandboxResult> {
+  const t0 = performance.now();
+  if (!(await acquireSlot(req.signal))) {
+    return {
+      mechanism: mech,
+      code: null,
+      signal: null,
+      success: false,
+      stdout: "",
+      stderr: "",
+      stdoutTruncated: false,
+      stderrTruncated: false,
+      timedOut: false,
+      aborted: true,
+      limitExceeded: null,
+      durationMs: performance.now() - t0,
+    };
+  }
+  try {
+    return await executeNow(mech, req, t0);
+  } finally {
+    releaseSlot();
+  }
+}
+
+async function executeNow(
+  mech: SandboxMechanism,
+  req: SandboxRequest,
+  t0: number,
+): Promise<SandboxResult> {
   const limits: SandboxLimits = { ...DEFAULT_LIMITS, ...req.limits };
   const cap = req.maxOutputBytes ?? 64 * 1024;
   const grace = req.killGraceMs ?? 500;
-  const scratch = await Deno.makeTempDir({ dir: tmpdir(), prefix: "arpo-sbx-" });
-  const t0 = performance.now();
-  let timedOut = false;
-  let aborted = false;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  let killTimer: ReturnType<typeof setTimeout> | undefined;
+  const env = cleanEnv(mech === "bwrap" ? SCRATCH : "", req.env);
+  let hostScratch: string | undefined;
+  const timers: ReturnType<typeof setTimeout>[] = [];
+  let guard: ReturnType<typeof setInterval> | undefined;
+  let releaseWatchdog = () => {};
   try {
-    await Deno.chmod(scratch, 0o700);
-    for (const [rel, content] of Object.entries(req.files ?? {})) {
-      if (rel.startsWith("/") || rel.split("/").includes("..")) {
-        throw new Error(`sandbox file name '${rel}' must be relative, without '..'`);
-      }
-      const p = join(scratch, rel);
-      await Deno.mkdir(join(p, ".."), { recursive: true });
-      if (typeof content === "string") await Deno.writeTextFile(p, content);
-      else await Deno.writeFile(p, content);
-    }
-    const launch = buildLaunch(mech, scratch, req.argv, limits);
-    if (launch.chownTo !== undefined) {
-      const own = async (p: string) => {
-        await Deno.chown(p, launch.chownTo!, launch.chownTo!);
-        if ((await Deno.stat(p)).isDirectory) {
-          for await (const e of Deno.readDir(p)) await own(join(p, e.name));
+    let launch: Launch;
+    if (mech === "bwrap") launch = bwrapLaunch(req, limits);
+    else {
+      // No isolation: a host scratch directory, removed afterwards.
+      hostScratch = await Deno.makeTempDir({ dir: tmpdir(), prefix: "arpo-sbx-" });
+      env.HOME = env.TMPDIR = hostScratch;
+      await Deno.chmod(hostScratch, 0o700);
+      for (const [rel, content] of Object.entries(req.files ?? {})) {
+        if (rel.startsWith("/") || rel.split("/").includes("..")) {
+          throw new Error(`sandbox file name '${rel}' must be relative, without '..'`);
         }
+        const p = join(hostScratch, rel);
+        await Deno.mkdir(join(p, ".."), { recursive: true });
+        if (typeof content === "string") await Deno.writeTextFile(p, content);
+        else await Deno.writeFile(p, content);
+      }
+      const p = findExecutable("prlimit");
+      const argv = p ? [p, ...prlimitArgs(limits), "--", ...req.argv] : req.argv;
+      launch = {
+        command: argv[0],
+        args: argv.slice(1),
+        extraFds: [],
+        watchdog: false,
+        cwd: hostScratch,
       };
-      await own(scratch);
     }
+    const base = {
+      mechanism: mech,
+      stdoutTruncated: false,
+      stderrTruncated: false,
+      limitExceeded: null,
+    };
     if (req.signal?.aborted) {
       return {
-        mechanism: mech,
+        ...base,
         code: null,
         signal: null,
         success: false,
         stdout: "",
         stderr: "",
-        stdoutTruncated: false,
-        stderrTruncated: false,
         timedOut: false,
         aborted: true,
         durationMs: performance.now() - t0,
       };
     }
-    const child = new Deno.Command(launch.command, {
-      args: launch.args,
-      cwd: scratch,
-      clearEnv: true,
-      env: cleanEnv(scratch, req.env),
-      stdin: "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
+    const child = spawn(launch.command, launch.args, {
+      cwd: launch.cwd,
+      env,
+      stdio: [
+        "pipe",
+        "pipe",
+        "pipe",
+        ...launch.extraFds.map(() => "pipe" as const),
+        ...(launch.watchdog ? ["pipe" as const] : []),
+      ],
+    });
+    const watchdog = launch.watchdog
+      ? child.stdio[3 + launch.extraFds.length] as unknown as { destroy(): void } | null
+      : null;
+    (watchdog as unknown as NodeJS.EventEmitter | null)?.on("error", () => {});
+    releaseWatchdog = () => watchdog?.destroy();
     let exited = false;
-    const kill = (sig: Deno.Signal) => {
+    let timedOut = false;
+    let aborted = false;
+    let limitExceeded: SandboxResult["limitExceeded"] = null;
+    const kill = (sig: NodeJS.Signals) => {
       if (exited) return;
       try {
         child.kill(sig);
       } catch { /* already gone */ }
     };
+    // Killing bwrap kills its PID namespace's init and with it every process of the sandbox;
+    // releasing the watchdog stops a sandbox still in its set-up.
     const stop = () => {
+      if (mech === "bwrap") {
+        releaseWatchdog();
+        return kill("SIGKILL");
+      }
       kill("SIGTERM");
-      // Last resort for programs that trap SIGTERM (and for unshare, which ignores it).
-      if (killTimer === undefined) killTimer = setTimeout(() => kill("SIGKILL"), grace);
+      timers.push(setTimeout(() => kill("SIGKILL"), grace));
     };
-    timer = setTimeout(() => {
+    const out = new Collector(cap, () => {
+      releaseWatchdog();
+      kill("SIGKILL");
+    });
+    const err = new Collector(cap, () => {
+      releaseWatchdog();
+      kill("SIGKILL");
+    });
+    child.stdout!.on("data", (d: Uint8Array) => out.push(d));
+    child.stderr!.on("data", (d: Uint8Array) => err.push(d));
+    const status = new Promise<{ code: number | null; signal: string | null }>(
+      (resolve, reject) => {
+        child.once("error", reject);
+        child.once("close", (code, signal) => resolve({ code, signal }));
+      },
+    );
+    launch.extraFds.forEach((bytes, i) => {
+      const s = child.stdio[3 + i] as unknown as NodeJS.WritableStream | null;
+      s?.on("error", () => {});
+      s?.end(bytes);
+    });
+    timers.push(setTimeout(() => {
       timedOut = true;
       stop();
-    }, limits.wallMs);
+    }, limits.wallMs));
     const onAbort = () => {
       aborted = true;
       stop();
     };
     req.signal?.addEventListener("abort", onAbort, { once: true });
-    const overflow = () => kill("SIGKILL");
-    const outP = collect(child.stdout, cap, overflow);
-    const errP = collect(child.stderr, cap, overflow);
+    if (mech === "bwrap" && child.pid !== undefined) {
+      const pid = child.pid;
+      guard = setInterval(() => {
+        const u = treeUsage(pid);
+        if (u.cpuSeconds > limits.cpuSeconds) limitExceeded = "cpu";
+        else if (u.memoryBytes > limits.memoryBytes) limitExceeded = "memory";
+        if (limitExceeded !== null) {
+          clearInterval(guard);
+          stop();
+        }
+      }, GUARD_INTERVAL_MS);
+    }
     // Write stdin without blocking on a program that never reads it.
-    const writer = child.stdin.getWriter();
-    const input = typeof req.stdin === "string"
-      ? new TextEncoder().encode(req.stdin)
-      : req.stdin ?? new Uint8Array();
-    writer.write(input).then(() => writer.close()).catch(() => {});
-    const status = await child.status;
-    exited = true;
-    clearTimeout(timer);
-    clearTimeout(killTimer);
-    req.signal?.removeEventListener("abort", onAbort);
-    const [out, err] = await Promise.all([outP, errP]);
-    const dec = new TextDecoder();
-    // Inside unshare the shell reports a program killed by signal N as exit status 128+N.
-    let code: number | null = status.signal ? null : status.code;
-    let signal: string | null = status.signal ?? null;
-    if (mech === "unshare" && code !== null && code > 128 && code < 128 + 65) {
+    child.stdin!.on("error", () => {});
+    child.stdin!.end(
+      typeof req.stdin === "string"
+        ? new TextEncoder().encode(req.stdin)
+        : req.stdin ?? new Uint8Array(),
+    );
+    let st: { code: number | null; signal: string | null };
+    try {
+      st = await status;
+    } finally {
+      exited = true;
+      clearInterval(guard);
+      req.signal?.removeEventListener("abort", onAbort);
+    }
+    // bwrap reports a program killed by signal N as exit status 128+N.
+    let code = st.signal ? null : st.code;
+    let signal = st.signal;
+    if (mech === "bwrap" && code !== null && code > 128 && code < 128 + 65) {
       signal = SIGNAL_NAMES[code - 128] ?? `signal ${code - 128}`;
       code = null;
     }
     return {
-      mechanism: mech,
+      ...base,
       code,
       signal,
-      success: status.success && !timedOut && !aborted,
-      stdout: dec.decode(out.bytes),
-      stderr: dec.decode(err.bytes),
+      success: code === 0 && !timedOut && !aborted && limitExceeded === null,
+      stdout: out.text(),
+      stderr: err.text(),
       stdoutTruncated: out.truncated,
       stderrTruncated: err.truncated,
       timedOut,
       aborted,
+      limitExceeded,
       durationMs: performance.now() - t0,
     };
   } finally {
-    clearTimeout(timer);
-    clearTimeout(killTimer);
-    await removeScratch(scratch);
+    for (const t of timers) clearTimeout(t);
+    clearInterval(guard);
+    releaseWatchdog();
+    if (hostScratch !== undefined) await removeScratch(hostScratch);
   }
 }

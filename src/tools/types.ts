@@ -28,6 +28,12 @@ export interface ToolCallTiming {
   attempts: number;
   /** Wall time of the call. */
   durationMs: number;
+  /**
+   * Set when the call failed for infrastructure reasons (the machine, not the model's code: e.g.
+   * "wall-clock guard fired twice (10 s)"): the result text is not the tool's answer, it is never
+   * cached nor recorded as one, and the rollout that made the call should be marked and excluded.
+   */
+  infrastructureFailure?: string;
 }
 
 /** What ToolRuntime.call returns: the call's full record and how it was served. */

@@ -6,6 +6,11 @@
  *   0 (groupAdvantages; the reference would give A = r, a baseline-free update this project does
  *   not copy). `setGroupAdvantages` writes them into a scored rollout's trajectories, so the
  *   stored trees carry them.
+ * - Infrastructure failures (a trajectory marked `infrastructureFailure`: a tool call failed for
+ *   the machine's reasons) are not samples of the policy: they are left out of the group, so the
+ *   baseline and scale come from the other trajectories alone, they get no advantage, and
+ *   `updateQuestion` leaves them out of the update (a failure rate that depends on machine load
+ *   then changes how many samples a group has, never what they are worth).
  * - Soft attribution (default): one sequence per trajectory, every token with its trajectory's
  *   advantage; a shared prefix is counted once per trajectory that contains it.
  * - Hard attribution: a segment shared by d trajectories is learned once, with the mean of their
@@ -30,14 +35,24 @@ export function groupAdvantages(rewards: readonly number[], eps = 1e-6): number[
 
 /** The part of a scored rollout (rollout/agent_loop.ts QuestionRollout) advantages are set on. */
 export interface ScoredQuestion {
-  readonly tree: { readonly trajectories: readonly { reward?: number; advantage?: number }[] };
+  readonly tree: {
+    readonly trajectories: readonly {
+      reward?: number;
+      advantage?: number;
+      infrastructureFailure?: string;
+    }[];
+  };
 }
 
-/** Set every trajectory's group advantage from the rewards of its question (unscored: 0). */
+/**
+ * Set every trajectory's group advantage from the rewards of its question (unscored: 0), over
+ * the trajectories without an infrastructure failure; those get none (`advantage` unset).
+ */
 export function setGroupAdvantages(questions: readonly ScoredQuestion[]): void {
   for (const q of questions) {
-    const adv = groupAdvantages(q.tree.trajectories.map((t) => t.reward ?? 0));
-    q.tree.trajectories.forEach((t, i) => (t.advantage = adv[i]));
+    const valid = q.tree.trajectories.filter((t) => t.infrastructureFailure === undefined);
+    const adv = groupAdvantages(valid.map((t) => t.reward ?? 0));
+    valid.forEach((t, i) => (t.advantage = adv[i]));
   }
 }
 
@@ -58,7 +73,26 @@ export interface TreeLike {
     lossMask: readonly number[];
     logprobs?: readonly number[];
   }[];
-  readonly trajectories: readonly { index: number; segments: readonly number[] }[];
+  readonly trajectories: readonly {
+    index: number;
+    segments: readonly number[];
+    /** Set on a trajectory that `updateQuestion` leaves out (see the module comment). */
+    infrastructureFailure?: string;
+    advantage?: number;
+  }[];
+}
+
+/**
+ * What the update learns from one question: the tree restricted to the trajectories without an
+ * infrastructure failure, with their advantages (from setGroupAdvantages; unset: 0). The segments
+ * stay: a kept trajectory still reads the prefix it shares with a left-out one.
+ */
+export function updateQuestion(tree: TreeLike): { tree: TreeLike; advantages: number[] } {
+  const kept = tree.trajectories.filter((t) => t.infrastructureFailure === undefined);
+  return {
+    tree: { promptTokens: tree.promptTokens, segments: tree.segments, trajectories: kept },
+    advantages: kept.map((t) => t.advantage ?? 0),
+  };
 }
 
 export interface TreeSequence extends TrainSequence {

@@ -5,6 +5,8 @@
  * shape runs through the same session.
  *
  * - "fused": forward + backward + clip + AdamW in one run (a mini-batch that fits one micro-batch);
+ *   the weights come in twice over the same memory: per tensor for the forward (views into the
+ *   flat buffer) and per AdamW group as the state.weights.<g> the update reads;
  * - "grads": forward + backward, outputs gradients (micro-batches; summed in TS);
  * - update graph: global grad-norm clip + AdamW on given (summed) gradients;
  * - score graph: forward only, log-probabilities and entropies of the targets (old / reference
@@ -25,6 +27,7 @@ import type { DecoderConfig } from "../model/config.ts";
 import { buildDecoderGraph } from "../model/decoder_graph.ts";
 import { expectedShapes } from "../model/weights.ts";
 import { appendObjective, type Objective, rowEntropy, temperedLogits } from "./objectives.ts";
+import { type FlatLayout, flatLayout } from "./flat_state.ts";
 
 /** Scalar hyperparameter inputs of the AdamW update (computed in TS per step). */
 export const ADAM_INPUTS = [
@@ -61,20 +64,37 @@ function decoderForward(cfg: DecoderConfig) {
   return { dec, names };
 }
 
+/** The three parts of the optimizer state: inputs `state.<k>.<group>`, outputs `new.<k>.<group>`. */
+export const FLAT_STATE = ["weights", "m", "v"] as const;
+
 /**
- * Append global-norm clipping and AdamW for `params` (weight, gradient) pairs. Creates inputs
- * m.<name>, v.<name> and the ADAM_INPUTS scalars; outputs new.<name>, new_m.<name>, new_v.<name>
- * and grad_norm (before clipping).
+ * Append global-norm clipping and AdamW over the flat state in groups (flat_state.ts): per group
+ * g, inputs state.weights.g, state.m.g, state.v.g (the group's elements of the flat buffers) and
+ * outputs new.weights.g, new.m.g, new.v.g; the ADAM_INPUTS scalars; grad_norm (before clipping).
+ * `grads` are the gradients of the layout's parameters, in its order.
+ *
+ * Every new.* output is Where(finite, updated, old), `finite` being true when grad_norm and each
+ * value of `mustBeFinite` (the loss) are finite: a step that diverges leaves the state as it was,
+ * which is what lets the trainer bind its state buffers as both inputs and outputs (an in-place
+ * update). Where selects values unchanged, so a finite step's bits are those of the update.
+ *
+ * The squared norm is summed per tensor and then across tensors, exactly as with the per-tensor
+ * update this replaced (one ReduceSum per gradient, one Sum): a reduction over a concatenated
+ * gradient would add in another order and round differently. The update itself is elementwise,
+ * so running it over a group's concatenated gradient gives every element the same operations,
+ * and the same bits, as running it per tensor.
  */
 export function appendAdamW(
   g: Graph,
-  params: { name: string; w: Value; grad: Value }[],
+  layout: FlatLayout,
+  grads: readonly Value[],
+  mustBeFinite: readonly Value[] = [],
 ): void {
   const h = Object.fromEntries(ADAM_INPUTS.map((k) => [k, g.input(k, "float32", [])])) as Record<
     (typeof ADAM_INPUTS)[number],
     Value
   >;
-  const squares = params.map((p) => op.reduceSum(op.mul(p.grad, p.grad), [], false));
+  const squares = grads.map((gr) => op.reduceSum(op.mul(gr, gr), [], false));
   const sq = squares.length === 1
     ? squares[0]
     : g.node("Sum", squares, [{ dtype: "float32", shape: [] }])[0];
@@ -83,19 +103,25 @@ export function appendAdamW(
   // torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), clamped to 1.
   const coef = op.min(op.div(h.max_grad_norm, op.add(norm, 1e-6)), 1);
   const oneMinusB1 = op.sub(1, h.adam_beta1), oneMinusB2 = op.sub(1, h.adam_beta2);
-  for (const p of params) {
-    const shape = p.w.shape!;
-    const m = g.input(`m.${p.name}`, "float32", shape);
-    const v = g.input(`v.${p.name}`, "float32", shape);
-    const gc = op.mul(p.grad, coef);
+  // x − x is 0 exactly when x is finite (NaN for ±∞ and NaN).
+  const finite = [norm, ...mustBeFinite].map((x) =>
+    g.node("Equal", [op.sub(x, x), g.scalar(0)], [{ dtype: "bool", shape: [] }])[0]
+  ).reduce((a, b) => g.node("And", [a, b], [{ dtype: "bool", shape: [] }])[0]);
+  layout.groups.forEach((grp, k) => {
+    const n = grp.stop - grp.start;
+    const parts = grads.slice(grp.first, grp.end).map((gr) => op.reshape(gr, [-1]));
+    const flat = parts.length === 1 ? parts[0] : op.concat(parts, 0);
+    flat.shape = [n];
+    const [w, m, v] = FLAT_STATE.map((s) => g.input(`state.${s}.${k}`, "float32", [n]));
+    const gc = op.mul(flat, coef);
     const m2 = op.add(op.mul(m, h.adam_beta1), op.mul(gc, oneMinusB1));
     const v2 = op.add(op.mul(v, h.adam_beta2), op.mul(op.mul(gc, gc), oneMinusB2));
     const denom = op.add(op.mul(op.sqrt(v2), h.adam_inv_sqrt_bc2), h.adam_eps);
-    const w2 = op.sub(op.mul(p.w, h.adam_decay), op.mul(op.div(m2, denom), h.adam_step_size));
-    g.output(w2, `new.${p.name}`);
-    g.output(m2, `new_m.${p.name}`);
-    g.output(v2, `new_v.${p.name}`);
-  }
+    const w2 = op.sub(op.mul(w, h.adam_decay), op.mul(op.div(m2, denom), h.adam_step_size));
+    g.output(op.where(finite, w2, w), `new.weights.${k}`);
+    g.output(op.where(finite, m2, m), `new.m.${k}`);
+    g.output(op.where(finite, v2, v), `new.v.${k}`);
+  });
 }
 
 /** Forward + objective + backward (+ AdamW when mode is "fused"). */
@@ -103,6 +129,7 @@ export function buildTrainGraph(
   cfg: DecoderConfig,
   objective: Objective,
   mode: "fused" | "grads",
+  layout: FlatLayout = flatLayout(cfg),
 ): TrainGraph {
   const { dec, names } = decoderForward(cfg);
   const g = dec.graph;
@@ -117,23 +144,22 @@ export function buildTrainGraph(
   if (mode === "grads") {
     grads.forEach((gv, i) => g.output(gv, `grad.${names[i]}`));
   } else {
-    appendAdamW(g, names.map((name, i) => ({ name, w: ws[i], grad: grads[i] })));
+    appendAdamW(g, layout, grads, [loss]);
   }
   return { graph: g, paramNames: names, mode, objective, logp: obj.logp };
 }
 
-/** Clip + AdamW on gradients fed as inputs grad.<name> (after micro-batch accumulation). */
-export function buildUpdateGraph(cfg: DecoderConfig): { graph: Graph; paramNames: string[] } {
+/**
+ * Clip + AdamW on gradients fed as inputs grad.<name> (after micro-batch accumulation), over the
+ * flat state.
+ */
+export function buildUpdateGraph(
+  cfg: DecoderConfig,
+  l: FlatLayout = flatLayout(cfg),
+): { graph: Graph; paramNames: string[] } {
   const g = new Graph("adamw_update");
-  const shapes = expectedShapes(cfg);
-  const names = [...shapes.keys()];
-  const params = names.map((name) => ({
-    name,
-    w: g.input(name, "float32", shapes.get(name)!),
-    grad: g.input(`grad.${name}`, "float32", shapes.get(name)!),
-  }));
-  appendAdamW(g, params);
-  return { graph: g, paramNames: names };
+  appendAdamW(g, l, l.names.map((name, i) => g.input(`grad.${name}`, "float32", l.shapes[i])));
+  return { graph: g, paramNames: l.names };
 }
 
 /**

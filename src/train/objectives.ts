@@ -20,7 +20,22 @@ export interface PolicyGradientObjective {
   kl?: boolean;
   /** Subtract α·entropy. */
   entropy?: boolean;
+  /**
+   * Upper clip bound: `standard` 1+ε_high (a clipped token has no gradient); `entropy_balanced`
+   * (AEPO) (1+ε_high)·r/sg(r): same value, and a clipped token with A > 0 keeps the gradient
+   * (1+ε_high)/r times its unclipped one. Default standard.
+   */
+  clip?: ClipMode;
+  /**
+   * AEPO's entropy-aware advantage λ: Â = A·(1 + λ·sg(z(H))), z the token entropy standardized
+   * over the micro-batch's learned tokens (unbiased std; std 0 → 1). 0 or absent: off. Baked into
+   * the graph (it is built once per objective).
+   */
+  entropyAdvantage?: number;
 }
+
+/** The upper clip bound of the pg objective (see PolicyGradientObjective.clip). */
+export type ClipMode = "standard" | "entropy_balanced";
 
 export type Objective = SftObjective | PolicyGradientObjective;
 
@@ -64,6 +79,23 @@ export function temperedLogits(g: Graph, logits: Value): Value {
   return z;
 }
 
+/**
+ * sg(z(H)): token entropies standardized over the learned tokens (mask 1) of this batch, mean and
+ * unbiased std, std 0 (or one token) → 1; detached (AEPO's entropy-aware advantage).
+ */
+export function entropyZ(entropy: Value, mask: Value): Value {
+  const h = op.stopGradient(entropy);
+  const n = op.reduceSum(mask, [0], false);
+  const mean = op.div(op.reduceSum(op.mul(h, mask), [0], false), op.max(n, 1));
+  const d = op.sub(h, mean);
+  const variance = op.div(
+    op.reduceSum(op.mul(op.mul(d, d), mask), [0], false),
+    op.max(op.sub(n, 1), 1),
+  );
+  const std = op.sqrt(variance);
+  return op.div(d, op.where(op.greater(std, 0), std, 1));
+}
+
 /** Entropy of each row of log-probabilities [N, V] → [N]. */
 export function rowEntropy(lsm: Value): Value {
   return op.neg(op.reduceSum(op.mul(op.exp(lsm), lsm), [-1], false));
@@ -91,7 +123,10 @@ export function appendObjective(g: Graph, logits: Value, obj: Objective): Object
     return { lossSum: masked(op.neg(logp)), logp, stats };
   }
   const oldLogp = g.input("old_logp", "float32", ["selected"]);
-  const adv = g.input("advantages", "float32", ["selected"]);
+  let adv = g.input("advantages", "float32", ["selected"]);
+  const lambda = obj.entropyAdvantage ?? 0;
+  // The reference reweights before anything else, so the dual clip's sign test sees Â.
+  if (lambda !== 0) adv = op.mul(adv, op.add(op.mul(entropyZ(entropy, mask), lambda), 1));
   const clipLow = g.input("clip_low", "float32", []);
   const clipHigh = g.input("clip_high", "float32", []);
   const dualClip = g.input("dual_clip", "float32", []);
@@ -99,7 +134,11 @@ export function appendObjective(g: Graph, logits: Value, obj: Objective): Object
   const ratio = op.exp(logRatio);
   const negA = op.neg(adv);
   const l1 = op.mul(negA, ratio);
-  const clipped = op.max(op.min(ratio, op.add(clipHigh, 1)), op.sub(1, clipLow));
+  // Entropy-balanced: the bound (1+ε_h)·exp(logp − sg(logp)) equals 1+ε_h, with gradient.
+  const high = obj.clip === "entropy_balanced"
+    ? op.mul(op.add(clipHigh, 1), op.exp(op.sub(logp, op.stopGradient(logp))))
+    : op.add(clipHigh, 1);
+  const clipped = op.max(op.min(ratio, high), op.sub(1, clipLow));
   const l2 = op.mul(negA, clipped);
   const pg = op.max(l1, l2);
   // Dual clip: for A < 0 the loss is bounded by −A·c (a huge ratio cannot dominate).

@@ -7,6 +7,13 @@
  * loss_scale = 1 / (learned tokens of the whole mini-batch), the gradients are summed in TS in a
  * fixed order (deterministic), and the update graph applies clip + AdamW. Either way the loss is
  * the token-mean over the mini-batch (ARPO.md §4 "token-mean").
+ *
+ * The weights and both moments live in flat buffers (flat_state.ts) that stay put across steps:
+ * ONNX Runtime updates them in place (each group's state buffers bound both as inputs and as
+ * preallocated outputs; every read of the old values precedes the write in the graph, and a step
+ * that diverges writes the old values back: graphs.ts appendAdamW). The forward reads per-tensor
+ * views of the flat weights, so no state is copied in JS. onnxruntime-node's binding still
+ * returns a copy of every fetched output as a new ArrayBuffer; the trainer drops those unread.
  */
 import { ArpoError } from "../errors.ts";
 import type { DecoderConfig } from "../model/config.ts";
@@ -14,7 +21,8 @@ import type { TensorMap } from "../model/safetensors.ts";
 import { expectedShapes } from "../model/weights.ts";
 import { createSession, type Device, ort, type Session } from "../onnx/session.ts";
 import { learnedTokens, microBatches, packBatch, type TrainSequence } from "./batch.ts";
-import { buildScoreGraph, buildTrainGraph, buildUpdateGraph } from "./graphs.ts";
+import { buildScoreGraph, buildTrainGraph, buildUpdateGraph, FLAT_STATE } from "./graphs.ts";
+import { type FlatLayout, flatLayout, flatten, unflatten, views } from "./flat_state.ts";
 import { DEFAULT_OBJECTIVE_PARAMS, type Objective, type ObjectiveParams } from "./objectives.ts";
 import { adamScalars, type AdamWConfig, DEFAULT_ADAMW } from "./optimizer.ts";
 import { inverseTemperature } from "../policy/sampling.ts";
@@ -25,6 +33,11 @@ export interface TrainerOptions {
   objectiveParams?: Partial<ObjectiveParams>;
   /** Padded tokens (rows × longest sequence) per micro-batch. Default 16384. */
   tokenBudget?: number;
+  /**
+   * Most elements per AdamW group (flat_state.ts; default GROUP_ELEMENTS): fewer, larger groups
+   * mean fewer nodes and larger temporaries. Any size gives the same bits.
+   */
+  adamGroupElements?: number;
   /** ORT intra-op threads (0: ORT decides). */
   threads?: number;
   device?: Device;
@@ -83,30 +96,36 @@ function zeros(cfg: DecoderConfig): TensorMap {
   return m;
 }
 
-function cloneMap(t: TensorMap): TensorMap {
-  const m: TensorMap = new Map();
-  for (const [k, v] of t) m.set(k, { shape: [...v.shape], data: v.data.slice() });
-  return m;
-}
+/** One set of flat optimizer state (weights, first and second moments), [P] each. */
+type FlatState = Record<(typeof FLAT_STATE)[number], Float32Array>;
 
 export class Trainer {
   readonly adamw: AdamWConfig;
   readonly objectiveParams: ObjectiveParams;
   readonly tokenBudget: number;
-  #state: TrainerState;
+  #step: number;
+  /** The state, updated in place by every step. */
+  readonly #cur: FlatState;
+  /** Views of #cur.weights by name (the forward's feeds, the `weights` getter). */
+  readonly #curViews: TensorMap;
   #sessions = new Map<string, Session>();
   readonly #names: string[];
+  readonly #layout: FlatLayout;
 
   private constructor(
     readonly cfg: DecoderConfig,
-    state: TrainerState,
+    step: number,
+    state: FlatState,
     readonly opts: TrainerOptions,
   ) {
     this.adamw = { ...DEFAULT_ADAMW, ...opts.adamw };
     this.objectiveParams = { ...DEFAULT_OBJECTIVE_PARAMS, ...opts.objectiveParams };
     this.tokenBudget = opts.tokenBudget ?? 16384;
-    this.#names = [...expectedShapes(cfg).keys()];
-    this.#state = state;
+    this.#layout = flatLayout(cfg, opts.adamGroupElements);
+    this.#names = this.#layout.names;
+    this.#step = step;
+    this.#cur = state;
+    this.#curViews = views(this.#layout, state.weights);
   }
 
   /** A trainer starting from `weights` (copied) with zero moments, or from a saved state. */
@@ -115,23 +134,16 @@ export class Trainer {
     init: TensorMap | TrainerState,
     opts: TrainerOptions,
   ): Trainer {
-    const state: TrainerState = init instanceof Map
-      ? { step: 0, weights: cloneMap(init), m: zeros(cfg), v: zeros(cfg) }
-      : {
-        step: init.step,
-        weights: cloneMap(init.weights),
-        m: cloneMap(init.m),
-        v: cloneMap(init.v),
-      };
+    const maps = init instanceof Map
+      ? { weights: init, m: zeros(cfg), v: zeros(cfg) }
+      : { weights: init.weights, m: init.m, v: init.v };
     const T = opts.temperature;
     if (T !== undefined && !(Number.isFinite(T) && T >= 0)) {
       throw new ArpoError(`trainer: temperature must be a finite number ≥ 0, found ${T}`);
     }
     for (const [name, shape] of expectedShapes(cfg)) {
-      for (
-        const [label, map] of [["weights", state.weights], ["m", state.m], ["v", state.v]] as const
-      ) {
-        const t = map.get(name);
+      for (const label of FLAT_STATE) {
+        const t = maps[label].get(name);
         if (!t || t.data.length !== shape.reduce((a, b) => a * b, 1)) {
           throw new ArpoError(
             `trainer: ${label} tensor '${name}' is missing or not of shape [${shape.join(", ")}]`,
@@ -139,42 +151,58 @@ export class Trainer {
         }
       }
     }
-    return new Trainer(cfg, state, opts);
+    const l = flatLayout(cfg, opts.adamGroupElements);
+    const state: FlatState = {
+      weights: flatten(l, maps.weights),
+      m: flatten(l, maps.m),
+      v: flatten(l, maps.v),
+    };
+    return new Trainer(cfg, init instanceof Map ? 0 : init.step, state, opts);
   }
 
   get step(): number {
-    return this.#state.step;
+    return this.#step;
   }
 
-  /** Current weights (live: do not mutate). */
+  /**
+   * Current weights: live views into the trainer's buffer (do not mutate). Every step updates
+   * them in place, so copy what must outlive the next trainStep.
+   */
   get weights(): TensorMap {
-    return this.#state.weights;
+    return this.#curViews;
   }
 
   /** A copy of the full state (for checkpoints). */
   state(): TrainerState {
-    const s = this.#state;
-    return { step: s.step, weights: cloneMap(s.weights), m: cloneMap(s.m), v: cloneMap(s.v) };
+    const l = this.#layout, s = this.#cur;
+    return {
+      step: this.#step,
+      weights: unflatten(l, s.weights),
+      m: unflatten(l, s.m),
+      v: unflatten(l, s.v),
+    };
   }
 
   async #session(kind: "fused" | "grads" | "update" | "score"): Promise<Session> {
     let s = this.#sessions.get(kind);
     if (s) return s;
     const graph = kind === "update"
-      ? buildUpdateGraph(this.cfg).graph
+      ? buildUpdateGraph(this.cfg, this.#layout).graph
       : kind === "score"
       ? buildScoreGraph(this.cfg).graph
-      : buildTrainGraph(this.cfg, this.opts.objective, kind).graph;
+      : buildTrainGraph(this.cfg, this.opts.objective, kind, this.#layout).graph;
     s = await createSession(graph, {
       threads: this.opts.threads,
       device: this.opts.device ?? "cpu",
       label: `${kind} graph`,
+      // Batch shapes change every step: a memory pattern per shape only grows the arena.
+      memoryPattern: false,
     });
     this.#sessions.set(kind, s);
     return s;
   }
 
-  #weightFeeds(feeds: Record<string, ort.Tensor>, prefix = "", map = this.#state.weights): void {
+  #weightFeeds(feeds: Record<string, ort.Tensor>, prefix = "", map = this.#curViews): void {
     for (const name of this.#names) {
       const t = map.get(name)!;
       feeds[prefix + name] = new ort.Tensor("float32", t.data, t.shape);
@@ -197,6 +225,34 @@ export class Trainer {
     if (o.entropy) feeds.entropy_coef = scalar(p.entropyCoef);
   }
 
+  /** The flat state the update reads (group by group), and the AdamW scalars of this step. */
+  #stateFeeds(feeds: Record<string, ort.Tensor>, adam: Record<string, number>): void {
+    this.#layout.groups.forEach((g, i) => {
+      for (const k of FLAT_STATE) {
+        const part = this.#cur[k].subarray(g.start, g.stop);
+        feeds[`state.${k}.${i}`] = new ort.Tensor("float32", part, [part.length]);
+      }
+    });
+    for (const [k, x] of Object.entries(adam)) feeds[k] = scalar(x);
+  }
+
+  /**
+   * Run an update graph with its new.* outputs written back into the state they were computed
+   * from (preallocated fetches over the same views as the state.* feeds; the binding's returned
+   * copies of them are left unread), every other output fetched as usual.
+   */
+  async #runInPlace(
+    sess: Session,
+    feeds: Record<string, ort.Tensor>,
+  ): Promise<Record<string, ort.Tensor>> {
+    const fetches: Record<string, ort.Tensor | null> = {};
+    for (const name of sess.outputNames) fetches[name] = null;
+    for (let i = 0; i < this.#layout.groups.length; i++) {
+      for (const k of FLAT_STATE) fetches[`new.${k}.${i}`] = feeds[`state.${k}.${i}`];
+    }
+    return await sess.ort.run(feeds, fetches) as Record<string, ort.Tensor>;
+  }
+
   /** One optimizer update on a mini-batch at learning rate `lr`. */
   async trainStep(seqs: readonly TrainSequence[], lr: number): Promise<StepStats> {
     const o = this.opts.objective;
@@ -208,7 +264,7 @@ export class Trainer {
     const parts = microBatches(seqs, this.tokenBudget).filter((mb) =>
       mb.some((s) => learnedTokens(s) > 0)
     );
-    const t = this.#state.step + 1;
+    const t = this.#step + 1;
     const adam = adamScalars(this.adamw, lr, t);
     const sums: Record<string, number> = {};
     const addStats = (out: Record<string, ort.Tensor>) => {
@@ -232,10 +288,8 @@ export class Trainer {
       feeds.loss_scale = scalar(1 / total);
       this.#objectiveFeeds(feeds);
       this.#weightFeeds(feeds);
-      this.#weightFeeds(feeds, "m.", this.#state.m);
-      this.#weightFeeds(feeds, "v.", this.#state.v);
-      for (const [k, x] of Object.entries(adam)) feeds[k] = scalar(x);
-      out = await sess.run(feeds);
+      this.#stateFeeds(feeds, adam);
+      out = await this.#runInPlace(sess, feeds);
       addStats(out);
     } else {
       const sess = await this.#session("grads");
@@ -252,31 +306,27 @@ export class Trainer {
           for (let i = 0; i < a.length; i++) a[i] += gd[i];
         }
       }
+      if (!Number.isFinite(sums.loss)) {
+        throw new ArpoError(
+          `trainer: step ${t} produced a non-finite loss (${sums.loss}); the update was not ` +
+            `applied (lower the learning rate?)`,
+        );
+      }
       const up = await this.#session("update");
       const feeds: Record<string, ort.Tensor> = {};
-      this.#weightFeeds(feeds);
       this.#weightFeeds(feeds, "grad.", acc);
-      this.#weightFeeds(feeds, "m.", this.#state.m);
-      this.#weightFeeds(feeds, "v.", this.#state.v);
-      for (const [k, x] of Object.entries(adam)) feeds[k] = scalar(x);
-      out = await up.run(feeds);
+      this.#stateFeeds(feeds, adam);
+      out = await this.#runInPlace(up, feeds);
     }
-    const take = (prefix: string): TensorMap => {
-      const m: TensorMap = new Map();
-      for (const name of this.#names) {
-        const shape = this.#state.weights.get(name)!.shape;
-        m.set(name, { shape, data: out[prefix + name].data as Float32Array });
-      }
-      return m;
-    };
     const gradNorm = (out.grad_norm.data as Float32Array)[0];
     if (!Number.isFinite(gradNorm) || !Number.isFinite(sums.loss)) {
+      // The graph wrote the old values back (appendAdamW's guard).
       throw new ArpoError(
         `trainer: step ${t} produced a non-finite loss (${sums.loss}) or gradient norm ` +
           `(${gradNorm}); the update was not applied (lower the learning rate?)`,
       );
     }
-    this.#state = { step: t, weights: take("new."), m: take("new_m."), v: take("new_v.") };
+    this.#step = t;
     const tokens = sums.token_count;
     const stats: StepStats = {
       step: t,
@@ -322,7 +372,7 @@ export class Trainer {
         feeds[k] = packed.feeds[k];
       }
       feeds.inv_temperature = this.#invTemperature();
-      this.#weightFeeds(feeds, "", weights ?? this.#state.weights);
+      this.#weightFeeds(feeds, "", weights ?? this.#curViews);
       const out = await sess.run(feeds);
       const lp = out.logp.data as Float32Array, en = out.entropy.data as Float32Array;
       packed.where.forEach(([b, i], k) => {

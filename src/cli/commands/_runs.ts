@@ -200,8 +200,14 @@ export async function keyMetrics(store: Store, rec: RunRecord): Promise<string[]
       const res = await readJson(store, s.outputs.results, label);
       const sum = res && isObj(res.summary) ? res.summary : undefined;
       if (sum) {
+        // how the samples were drawn, in words: the algorithm's name alone read as a training run
+        const drawn = sum.algorithm === "grpo"
+          ? "independent samples"
+          : sum.algorithm === "arpo"
+          ? "samples from ARPO trees"
+          : `samples (${sum.algorithm} rollouts)`;
         title += `: ${sum.benchmark}/${sum.split}, ${sum.questions} questions × ` +
-          `${sum.samples_per_question} samples (${sum.algorithm})`;
+          `${sum.samples_per_question} ${drawn}`;
         if (sum.accuracy !== undefined) rows.push(["accuracy", ciText(sum.accuracy)]);
         if (isObj(sum.pass_at)) {
           for (const [k, v] of Object.entries(sum.pass_at)) rows.push([`pass@${k}`, ciText(v)]);

@@ -3,8 +3,8 @@
  * build one benchmark plugin (built-in short name or path) and print its tasks, and with
  * `--demos` their demonstrations.
  */
-import { parseArgs } from "node:util";
 import { ArpoError } from "../../errors.ts";
+import { parse } from "./_common.ts";
 import type { ChatMessage, Demonstration, Task } from "../../plugin/contracts.ts";
 import { loadLocalPlugin } from "../../plugin/local.ts";
 
@@ -49,30 +49,14 @@ function showPrompt(p: string | ChatMessage[]): string {
 }
 
 export async function run(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        with: { type: "string" },
-        split: { type: "string" },
-        head: { type: "string" },
-        seed: { type: "string" },
-        demos: { type: "boolean" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (e) {
-    throw new ArpoError(`bench-data: ${(e as Error).message}\nusage: ${USAGE}`, { exitCode: 2 });
-  }
-  const { values: v, positionals } = parsed;
-  if (v.help) {
-    console.log(`usage: ${USAGE}`);
-    return 0;
-  }
+  const { values: v, positionals } = parse("bench-data", USAGE, args, {
+    with: { type: "string" },
+    split: { type: "string", arg: "NAME", help: "the split (default: test, else the first)" },
+    head: { type: "string", arg: "N", help: "print the first N tasks, -1 for all (default: 3)" },
+    seed: { type: "string", arg: "N", help: "the seed the benchmark is built with (default: 0)" },
+    demos: { type: "boolean", help: "print the tasks' demonstrations too" },
+    json: { type: "boolean" },
+  }, { store: false });
   if (positionals.length !== 1) {
     throw new ArpoError(`bench-data: expected one benchmark name or path\nusage: ${USAGE}`, {
       exitCode: 2,

@@ -10,7 +10,7 @@
  * paired differences (seeds with replacement, then each drawn seed's questions).
  */
 import { ArpoError } from "../../errors.ts";
-import { bootstrapCI } from "../../eval/bootstrap.ts";
+import { pairedDifference } from "../../eval/paired.ts";
 import { meanOfGroupMeans, stratifiedBootstrap } from "../../eval/sweep_stats.ts";
 import { readSweep } from "../../store/sweeps.ts";
 import { readRecord } from "../../store/records.ts";
@@ -26,8 +26,10 @@ const USAGE = "deno task arpo compare <run-or-sweep>:<eval-stage> [<run-or-sweep
 interface PerQuestion {
   task_id: string;
   correct: number;
+  /** Judged samples (those lost to infrastructure failures are not counted). */
   n: number;
-  rewards: number[];
+  /** Each sample's reward; null for a sample lost to an infrastructure failure. */
+  rewards: (number | null)[];
 }
 
 interface Side {
@@ -92,7 +94,13 @@ const acc = (s: Side, id: string) => {
   const q = s.perQuestion.get(id)!;
   return q.n > 0 ? q.correct / q.n : 0;
 };
-const rew = (s: Side, id: string) => meanOf(s.perQuestion.get(id)!.rewards);
+const rew = (s: Side, id: string) =>
+  meanOf(s.perQuestion.get(id)!.rewards.filter((r): r is number => r !== null));
+/** Questions both sides judged at least once (a question that lost every sample has no score). */
+const sharedJudged = (a: Side, b: Side) =>
+  [...a.perQuestion.keys()].filter((k) =>
+    b.perQuestion.has(k) && a.perQuestion.get(k)!.n > 0 && b.perQuestion.get(k)!.n > 0
+  );
 const SCORES: [string, (s: Side, id: string) => number][] = [
   ["accuracy", acc],
   ["mean_reward", rew],
@@ -101,13 +109,13 @@ const SCORES: [string, (s: Side, id: string) => number][] = [
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse("compare", USAGE, args, {
     json: { type: "boolean" },
-    resamples: { type: "string" },
-    confidence: { type: "string" },
+    resamples: { type: "string", arg: "N", help: "bootstrap resamples (default: 10000)" },
+    confidence: {
+      type: "string",
+      arg: "C",
+      help: "interval's confidence in (0, 1) (default: 0.95)",
+    },
   });
-  if (values.help) {
-    console.log(`usage: ${USAGE}`);
-    return 0;
-  }
   if (positionals.length !== 2) {
     throw new ArpoError(`compare: expected two eval stages\nusage: ${USAGE}`, { exitCode: 2 });
   }
@@ -140,30 +148,19 @@ export async function run(args: string[]): Promise<number> {
     );
   }
   const b = await loadSide(store, tb.id, second.stage);
-  const ids = [...a.perQuestion.keys()].filter((k) => b.perQuestion.has(k));
+  const ids = sharedJudged(a, b);
   if (ids.length === 0) {
     throw new ArpoError(
       `compare: ${a.stage} and ${b.stage} share no questions (benchmarks ${a.benchmark} and ` +
         `${b.benchmark}); a paired comparison needs the same questions`,
     );
   }
-  const metric = (name: string, f: (s: Side, id: string) => number) => {
-    const diffs = ids.map((id) => f(b, id) - f(a, id));
-    const ci = bootstrapCI(diffs, {
+  const metric = (name: string, f: (s: Side, id: string) => number) =>
+    pairedDifference(name, ids.map((id) => f(a, id)), ids.map((id) => f(b, id)), {
       resamples,
       confidence,
       key: ["compare", a.run, a.stage, b.run, b.stage, name],
     });
-    return {
-      metric: name,
-      a: meanOf(ids.map((id) => f(a, id))),
-      b: meanOf(ids.map((id) => f(b, id))),
-      difference: ci.estimate,
-      lo: ci.lo,
-      hi: ci.hi,
-      excludesZero: ci.lo > 0 || ci.hi < 0,
-    };
-  };
   const rows = SCORES.map(([name, f]) => metric(name, f));
   const out = {
     a: { run: a.run, stage: a.stage, benchmark: a.benchmark },
@@ -243,7 +240,7 @@ async function compareSweeps(
   const pairs = as.flatMap(({ seed, side: a }) => {
     const b = bs.find((x) => x.seed === seed)?.side;
     if (!b) return [];
-    const ids = [...a.perQuestion.keys()].filter((k) => b.perQuestion.has(k));
+    const ids = sharedJudged(a, b);
     return ids.length ? [{ seed, a, b, ids }] : [];
   });
   if (!pairs.length) {

@@ -4,6 +4,7 @@
  */
 import { readRecord, resolveRunId } from "../../store/records.ts";
 import { diffRuns } from "../../run/diff.ts";
+import { asFingerprint, sameNumerics } from "../../run/numerics_fingerprint.ts";
 import { ArpoError } from "../../errors.ts";
 import { openStore, parse } from "./_common.ts";
 import { fmtNum, plannedStages, table } from "./_runs.ts";
@@ -16,10 +17,6 @@ const USAGE = "deno task arpo diff <run-a> <run-b> [--store DIR] [--json]";
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse("diff", USAGE, args, { json: { type: "boolean" } });
-  if (values.help) {
-    console.log(`usage: ${USAGE}`);
-    return 0;
-  }
   if (positionals.length !== 2) {
     throw new ArpoError(`diff: expected two run ids\nusage: ${USAGE}`, { exitCode: 2 });
   }
@@ -28,14 +25,31 @@ export async function run(args: string[]): Promise<number> {
   const b = await readRecord(store, await resolveRunId(store, positionals[1]));
   const diffs = diffRuns(a, b);
   const metrics = metricDiffs(a, b);
+  const na = asFingerprint(a.numerics), nb = asFingerprint(b.numerics);
+  // Whether the two computed alike (null when a record has no fingerprint).
+  const alike = na && nb ? sameNumerics(na, nb) : null;
   if (values.json) {
-    console.log(JSON.stringify({ a: a.id, b: b.id, differences: diffs, metrics }, null, 2));
+    console.log(
+      JSON.stringify(
+        { a: a.id, b: b.id, differences: diffs, metrics, sameNumerics: alike },
+        null,
+        2,
+      ),
+    );
   } else {
     console.log(`--- ${a.id.slice(0, 12)} ${a.name}\n+++ ${b.id.slice(0, 12)} ${b.name}`);
     if (!diffs.length) console.log("no differences");
     for (const d of diffs) {
       const v = (x: unknown) => (x === undefined ? "(absent)" : JSON.stringify(x));
       console.log(`${d.section.padEnd(9)} ${d.path || "(root)"}: ${v(d.a)} → ${v(d.b)}`);
+    }
+    if (alike !== null) {
+      console.log(
+        alike
+          ? "numerics  computed alike (same engine, provider, threads and canary digest)"
+          : "numerics  computed under different numerics: equal inputs may still give outputs " +
+            "that differ in rounding (arpo verify judges those statistically)",
+      );
     }
     if (metrics.length) {
       console.log("metrics (per stage)");

@@ -2,13 +2,18 @@
  * `deno task exp <manifest>`: run a manifest (progress on stderr), write its HTML report, then
  * print the stage table, key metrics, the run id and where its record and report are.
  */
-import { loadManifest, parseManifest } from "../../manifest/mod.ts";
+import { loadManifest, parseManifest, type ResolvedManifest } from "../../manifest/mod.ts";
+import { optionDefaults } from "../../manifest/option_table.ts";
+import { splitOverlapWarnings } from "../../run/split_overlap.ts";
+import type { StageKind } from "../../run/stages.ts";
 import { loadExtensions } from "../../run/builtin.ts";
 import { createReporter } from "../../run/progress.ts";
-import { runManifest } from "../../run/runner.ts";
+import { planManifest, runManifest } from "../../run/runner.ts";
 import { parseSeedList, runSweep } from "../../run/sweep.ts";
 import type { LogLevel, ProgressStyle } from "../../run/progress.ts";
 import { ArpoError } from "../../errors.ts";
+import { join } from "node:path";
+import type { RunRecord } from "../../store/records.ts";
 import type { Store } from "../../store/store.ts";
 import type { SweepRecord } from "../../store/sweeps.ts";
 import { keyMetrics, stageTable, table } from "./_runs.ts";
@@ -24,9 +29,9 @@ import {
 
 export const summary = "run a manifest (reusing finished stages); prints the run id";
 
-const USAGE = "deno task exp <manifest.yaml> [--store DIR] [--set key=value]… [--force] [--json] " +
-  "[--progress auto|plain|none] [--log-level quiet|info|debug] [--no-report] [--seeds LIST]\n" +
-  "  --seeds LIST  run once per seed (e.g. 1,2,3 or 1-5 or 1-3,7) and aggregate over seeds";
+const USAGE = "arpo exp <manifest.yaml> [--store DIR] [--set key=value]… [--force] [--json] " +
+  "[--progress auto|plain|none] [--log-level quiet|info|debug] [--no-report] [--seeds LIST] " +
+  "[--dry-run]";
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse("exp", USAGE, args, {
@@ -35,13 +40,17 @@ export async function run(args: string[]): Promise<number> {
     set: { type: "string", multiple: true },
     progress: { type: "string" },
     "log-level": { type: "string" },
-    "no-report": { type: "boolean" },
-    seeds: { type: "string" },
-  });
-  if (values.help) {
-    console.log(`usage: ${USAGE}`);
-    return 0;
-  }
+    "no-report": { type: "boolean", help: "do not write the HTML report" },
+    seeds: {
+      type: "string",
+      arg: "LIST",
+      help: "run once per seed (e.g. 1,2,3 or 1-5 or 1-3,7) and aggregate over seeds",
+    },
+    "dry-run": {
+      type: "boolean",
+      help: "print the run id and, per stage, reused / computed / resumed; computes nothing",
+    },
+  }, { notes: summary });
   if (positionals.length !== 1) {
     throw new ArpoError(
       `exp: expected one manifest file, found ${positionals.length}\nusage: ${USAGE}`,
@@ -52,6 +61,15 @@ export async function run(args: string[]): Promise<number> {
   }
   const progress = oneOf("progress", values.progress, PROGRESS_STYLES, "auto");
   const level = oneOf("log-level", values["log-level"], LOG_LEVELS, "info");
+  if (values["dry-run"]) {
+    return await dryRun(positionals[0], {
+      set: values.set ?? [],
+      seeds: values.seeds,
+      store: values.store,
+      force: values.force === true,
+      json: values.json === true,
+    });
+  }
   if (values.seeds !== undefined) {
     return await runSeeds(positionals[0], values.seeds, {
       set: values.set ?? [],
@@ -68,6 +86,7 @@ export async function run(args: string[]): Promise<number> {
     overrides: values.set ?? [],
     stages: ext.stages,
   });
+  if (level !== "quiet") warnSplits(loaded.manifest, ext.stages);
   const store = openStore(values.store);
   await store.sweepTmp();
   const intr = interruptSignal();
@@ -82,6 +101,7 @@ export async function run(args: string[]): Promise<number> {
       reporter,
     });
     const report = values["no-report"] ? undefined : await writeReport(store, r.runId);
+    const tracked = await writeTrackers(store, r.record, loaded.manifest);
     if (values.json) {
       console.log(JSON.stringify(
         {
@@ -93,6 +113,7 @@ export async function run(args: string[]): Promise<number> {
           reused: r.reused,
           stages: r.record.stages,
           report: report ?? null,
+          tensorboard: tracked ?? null,
         },
         null,
         2,
@@ -105,6 +126,7 @@ export async function run(args: string[]): Promise<number> {
       console.log(`run ${r.runId}`);
       console.log(`record ${r.recordPath}`);
       if (report) console.log(`report ${report}`);
+      if (tracked) console.log(`tensorboard ${tracked}`);
       console.log(
         `stages: ${r.computed.length} computed${
           r.computed.length ? ` (${r.computed.join(", ")})` : ""
@@ -119,11 +141,90 @@ export async function run(args: string[]): Promise<number> {
   }
 }
 
+/**
+ * `exp M --dry-run`: load the plugins and the model as a run would (so the run id is the real
+ * one), then say per stage what running would do; nothing is computed and no record written.
+ */
+async function dryRun(
+  manifestPath: string,
+  o: { set: string[]; seeds: string | undefined; store: unknown; force: boolean; json: boolean },
+): Promise<number> {
+  const ext = await loadExtensions();
+  const seeds = o.seeds === undefined ? [undefined] : parseSeedList(o.seeds);
+  const store = openStore(o.store);
+  const plans = [];
+  for (const seed of seeds) {
+    const view = await loadManifest(manifestPath, {
+      overrides: seed === undefined ? o.set : [...o.set, `seed=${seed}`],
+      stages: ext.stages,
+    });
+    if (seed === seeds[0]) warnSplits(view.manifest, ext.stages);
+    const plan = await planManifest({ store, view, ...ext, force: o.force });
+    plans.push({ seed: view.manifest.seed, ...plan });
+  }
+  if (o.json) {
+    console.log(JSON.stringify(o.seeds === undefined ? plans[0] : { runs: plans }, null, 2));
+    return 0;
+  }
+  for (const p of plans) {
+    if (plans.length > 1) console.log(`seed ${p.seed}`);
+    const rows = p.stages.map((s) => [
+      s.name,
+      s.kind,
+      s.action === "resumed"
+        ? `resumed (from step ${s.step})`
+        : s.after
+        ? `computed (after ${s.after.join(", ")})`
+        : s.action,
+      s.key ? s.key.slice(0, 12) : "-",
+    ]);
+    for (const l of table([["stage", "kind", "would be", "key"], ...rows])) console.log(l);
+    const n = (a: string) => p.stages.filter((s) => s.action === a).length;
+    console.log(`\nrun ${p.runId}`);
+    console.log(
+      `dry run: ${n("computed")} to compute, ${n("resumed")} to resume, ${n("reused")} reused; ` +
+        "nothing was computed",
+    );
+    if (plans.length > 1) console.log("");
+  }
+  return 0;
+}
+
+/** Warnings (stderr) for stages that train on a split another stage measures. */
+function warnSplits(manifest: ResolvedManifest, kinds: readonly StageKind[]): void {
+  for (const w of splitOverlapWarnings(manifest, kinds)) console.error(`warning: ${w}`);
+}
+
+/**
+ * `runtime.trackers`: the run's metrics as TensorBoard event files under <store>/tensorboard/
+ * (the directory to give `tensorboard --logdir`); a failure there is a warning.
+ */
+async function writeTrackers(
+  store: Store,
+  rec: RunRecord,
+  manifest: ResolvedManifest,
+): Promise<string | undefined> {
+  if (!manifest.runtime.trackers?.includes("tensorboard")) return undefined;
+  try {
+    const { writeTensorboard } = await import("../../trackers/tensorboard.ts");
+    const dir = join(store.root, "tensorboard");
+    await writeTensorboard(store, rec, dir);
+    return dir;
+  } catch (e) {
+    console.error(
+      `warning: the TensorBoard events of run ${rec.id.slice(0, 12)} were not written: ${
+        e instanceof Error ? e.message : String(e)
+      }`,
+    );
+    return undefined;
+  }
+}
+
 /** The run's HTML report (src/report/); a failure there is a warning, not a failed run. */
 async function writeReport(store: Store, runId: string): Promise<string | undefined> {
   try {
     const { writeRunReport } = await import("../../report/write.ts");
-    return (await writeRunReport(store, [runId])).path;
+    return (await writeRunReport(store, [runId], { build: await reportDefaults() })).path;
   } catch (e) {
     console.error(
       `warning: the report of run ${runId.slice(0, 12)} was not written: ${
@@ -132,6 +233,11 @@ async function writeReport(store: Store, runId: string): Promise<string | undefi
     );
     return undefined;
   }
+}
+
+/** The stage kinds' option defaults, so the report folds settings left at them away. */
+async function reportDefaults() {
+  return { defaults: optionDefaults((await loadExtensions()).stages) };
 }
 
 /** The key path of a `--set` override, as written before `=`. */
@@ -169,6 +275,7 @@ async function runSeeds(
     overrides: [...o.set, `seed=${seeds[0]}`],
     stages: ext.stages,
   });
+  if (o.level !== "quiet") warnSplits(first.manifest, ext.stages);
   const store = openStore(o.store);
   await store.sweepTmp();
   const intr = interruptSignal();
@@ -195,6 +302,7 @@ async function runSeeds(
       reporter,
     });
     const report = o.noReport ? undefined : await writeSweepReportSafe(store, r.record);
+    for (const x of r.runs) await writeTrackers(store, x.result.record, first.manifest);
     const runs = r.runs.map(({ seed, result }) => ({
       seed,
       runId: result.runId,
@@ -261,7 +369,7 @@ async function writeSweepReportSafe(
 ): Promise<string | undefined> {
   try {
     const { writeSweepReport } = await import("../../report/write.ts");
-    return (await writeSweepReport(store, sweep)).path;
+    return (await writeSweepReport(store, sweep, { build: await reportDefaults() })).path;
   } catch (e) {
     console.error(
       `warning: the report of sweep ${sweep.id.slice(0, 12)} was not written: ${

@@ -10,12 +10,8 @@ const USAGE = "deno task arpo export <run-id-prefix> -o FILE.tar [--store DIR]";
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse("export", USAGE, args, {
-    output: { type: "string", short: "o" },
+    output: { type: "string", short: "o", arg: "FILE.tar", help: "the archive to write" },
   });
-  if (values.help) {
-    console.log(`usage: ${USAGE}`);
-    return 0;
-  }
   if (positionals.length !== 1 || !values.output) {
     throw new ArpoError(`export: expected one run id and -o FILE.tar\nusage: ${USAGE}`, {
       exitCode: 2,

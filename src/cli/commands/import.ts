@@ -9,10 +9,6 @@ const USAGE = "deno task arpo import FILE.tar [--store DIR]";
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse("import", USAGE, args, {});
-  if (values.help) {
-    console.log(`usage: ${USAGE}`);
-    return 0;
-  }
   if (positionals.length !== 1) {
     throw new ArpoError(`import: expected one archive file\nusage: ${USAGE}`, { exitCode: 2 });
   }

@@ -15,15 +15,16 @@ const USAGE = "deno task arpo ls [--store DIR] [--json]";
 
 export async function run(args: string[]): Promise<number> {
   const { values } = parse("ls", USAGE, args, { json: { type: "boolean" } });
-  if (values.help) {
-    console.log(`usage: ${USAGE}`);
-    return 0;
-  }
   const store = openStore(values.store);
   const rows = [];
   for (const id of await store.listMeta("runs")) {
-    // A damaged record is listed as such rather than hiding every other run.
-    const rec = await readRecord(store, id).catch(() => undefined);
+    // A damaged record (or one whose metrics fail their check, store/metrics.ts) is listed as
+    // such, without its metrics, rather than hiding every other run.
+    let problem: string | undefined;
+    const rec = await readRecord(store, id).catch((e) => {
+      problem = (e as Error).message;
+      return undefined;
+    });
     const mtime = (await Deno.stat(store.metaPath("runs", id))).mtime?.getTime() ?? 0;
     rows.push({
       id,
@@ -31,7 +32,10 @@ export async function run(args: string[]): Promise<number> {
       status: rec?.status ?? "invalid",
       stages: rec ? Object.keys(rec.stages).length : 0,
       date: runDate(rec, mtime),
-      headline: rec ? runHeadline(rec) : "",
+      headline: rec
+        ? runHeadline(rec)
+        : `(fails its checks: deno task arpo show ${id.slice(0, 12)})`,
+      ...(problem !== undefined ? { problem } : {}),
     });
   }
   rows.sort((a, b) => b.date.getTime() - a.date.getTime() || (a.id < b.id ? -1 : 1));

@@ -1,44 +1,75 @@
 /**
- * `deno task arpo model info|logits|generate <dir> …`: inspect and run a model directory (Hugging
- * Face layout) on ONNX Runtime.
+ * `deno task arpo model info|logits|generate|prompt <dir> …`: inspect and run a model directory
+ * (Hugging Face layout) on ONNX Runtime. A directory without tokenizer files works wherever no
+ * text is involved (token ids in and out); generation_config.json supplies the sampling defaults.
  */
-import { parseArgs } from "node:util";
 import { ArpoError } from "../../errors.ts";
 import { parameterCount } from "../../model/config.ts";
-import type { DecoderModel } from "../../model/load.ts";
-import type { Tokenizer } from "../../model/tokenizer.ts";
+import { type GenerationDefaults, readGenerationConfig } from "../../model/generation_config.ts";
+import { type DecoderModel, hasTokenizer, loadModelDir } from "../../model/load.ts";
+import { loadTokenizer, type Tokenizer } from "../../model/tokenizer.ts";
+import { TokenIdsOnly } from "../../model/tokenizer_ids.ts";
 import { type Device, DEVICES } from "../../onnx/session.ts";
-import { loadPolicyModel } from "../../policy/load.ts";
 import { OnnxPolicy } from "../../policy/onnx_policy.ts";
 import { rowStats, topIndices } from "../../policy/sampling.ts";
 import type { GenerateResult } from "../../policy/types.ts";
 import { stream } from "../../rng.ts";
+import { parse } from "./_common.ts";
 
-export const summary = "inspect a model directory, print its logits, or generate text";
+export const summary = "inspect a model directory, print its logits, generate, or show a prompt";
 
 const USAGE = `usage:
   deno task arpo model info <dir> [--json]
   deno task arpo model logits <dir> (--text TEXT | --tokens 1,2,3) [--json] [--top N]
-  deno task arpo model generate <dir> --prompt TEXT [--chat] [--temperature T] [--top-p P]
-      [--top-k K] [--seed N] [--max-tokens N]
-common: [--threads N] [--device auto|cpu|cuda|webgpu]`;
+  deno task arpo model generate <dir> (--prompt TEXT [--chat] [--system TEXT] | --tokens 1,2,3)
+      [--temperature T] [--top-p P] [--top-k K] [--seed N] [--max-tokens N] [--json]
+  deno task arpo model prompt <dir> --prompt TEXT [--chat] [--system TEXT] [--json]
+common: [--threads N] [--device auto|cpu|cuda|webgpu]
+sampling defaults come from the directory's generation_config.json when it has one`;
 
 const OPTIONS = {
-  json: { type: "boolean" },
-  text: { type: "string" },
-  tokens: { type: "string" },
-  top: { type: "string" },
-  prompt: { type: "string" },
-  chat: { type: "boolean" },
-  temperature: { type: "string" },
-  "top-p": { type: "string" },
-  "top-k": { type: "string" },
-  seed: { type: "string" },
-  "max-tokens": { type: "string" },
-  threads: { type: "string" },
-  device: { type: "string" },
-  help: { type: "boolean", short: "h" },
+  json: { type: "boolean", help: "print JSON on stdout instead of text (every subcommand)" },
+  text: { type: "string", arg: "TEXT", help: "logits: the input text" },
+  tokens: { type: "string", arg: "1,2,3", help: "logits, generate: the input token ids" },
+  top: { type: "string", arg: "N", help: "logits: print the N likeliest tokens (default: 10)" },
+  prompt: { type: "string", arg: "TEXT", help: "generate, prompt: the prompt" },
+  chat: { type: "boolean", help: "generate, prompt: wrap the prompt in the chat template" },
+  system: { type: "string", arg: "TEXT", help: "generate, prompt: a system message (with --chat)" },
+  temperature: {
+    type: "string",
+    arg: "T",
+    help: "generate: sampling temperature (default: generation_config.json, else 0.7)",
+  },
+  "top-p": { type: "string", arg: "P", help: "generate: nucleus mass (default: 1)" },
+  "top-k": {
+    type: "string",
+    arg: "K",
+    help: "generate: keep the K likeliest tokens, 0 for all (default: 0)",
+  },
+  seed: { type: "string", arg: "N", help: "generate: sampling seed (default: 0)" },
+  "max-tokens": { type: "string", arg: "N", help: "generate: token budget (default: 128)" },
+  threads: { type: "string", arg: "N", help: "ONNX Runtime threads, 0 for its default" },
+  device: { type: "string", arg: "auto|cpu|cuda|webgpu", help: "execution device (default: cpu)" },
 } as const;
+
+/** The flags each subcommand takes (besides --threads and --device). */
+const SUB_FLAGS: Record<string, string[]> = {
+  info: ["json"],
+  logits: ["json", "text", "tokens", "top"],
+  generate: [
+    "json",
+    "prompt",
+    "tokens",
+    "chat",
+    "system",
+    "temperature",
+    "top-p",
+    "top-k",
+    "seed",
+    "max-tokens",
+  ],
+  prompt: ["json", "prompt", "chat", "system"],
+};
 
 function num(flag: string, v: string | undefined, dflt: number, int = false): number {
   if (v === undefined) return dflt;
@@ -57,17 +88,27 @@ function num(flag: string, v: string | undefined, dflt: number, int = false): nu
 type Flags = ReturnType<typeof parseCommandLine>["values"];
 
 function parseCommandLine(args: string[]) {
-  try {
-    return parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true });
-  } catch (e) {
-    throw new ArpoError(`model: ${(e as Error).message}\n${USAGE}`, { exitCode: 2 });
+  return parse("model", USAGE.replace(/^usage:\n/, "\n"), args, OPTIONS, { store: false });
+}
+
+/** A flag given to a subcommand that does not take it (e.g. `generate --json`) is an error. */
+function checkSubFlags(sub: string, values: Record<string, unknown>): void {
+  const allowed = new Set([...SUB_FLAGS[sub], "threads", "device", "help"]);
+  const bad = Object.keys(values).find((k) => values[k] !== undefined && !allowed.has(k));
+  if (bad) {
+    throw new ArpoError(
+      `model ${sub}: unknown flag --${bad} for ${sub} (its flags: ${
+        SUB_FLAGS[sub].map((f) => `--${f}`).join(", ")
+      }, --threads, --device)`,
+      { exitCode: 2 },
+    );
   }
 }
 
 /** The subcommand and its one model directory, checked. */
 function checkPositionals(positionals: string[]): { sub: string; dir: string } {
   const [sub, dir] = positionals;
-  if (!["info", "logits", "generate"].includes(sub)) {
+  if (!Object.keys(SUB_FLAGS).includes(sub)) {
     throw new ArpoError(`model: unknown subcommand '${sub}'\n${USAGE}`, { exitCode: 2 });
   }
   if (!dir || positionals.length > 2) {
@@ -91,38 +132,111 @@ function runtimeFlags(values: Flags): { device: Device; threads: number } {
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parseCommandLine(args);
-  if (values.help || !positionals[0]) {
+  if (!positionals[0]) {
     console.log(USAGE);
-    return values.help ? 0 : 2;
+    return 2;
   }
   const { sub, dir } = checkPositionals(positionals);
+  checkSubFlags(sub, values);
   const { device, threads } = runtimeFlags(values);
-  const { model, tokenizer } = await loadPolicyModel({ model: dir }, { baseDir: Deno.cwd() });
-  if (sub === "info") return runInfo(model, tokenizer, values);
+  if (sub === "prompt") return await runPrompt(await needTokenizer(dir, "model prompt"), values);
+  const model = await loadModelDir(dir, { requireTokenizer: false });
+  const generation = await readGenerationConfig(dir);
+  const tokenizer = await dirTokenizer(model, generation);
+  if (sub === "info") return runInfo(model, tokenizer, generation, values);
   const policy = await OnnxPolicy.create(model, tokenizer, { threads, device });
   try {
     if (sub === "logits") return await runLogits(policy, tokenizer, values);
-    return await runGenerate(policy, tokenizer, values);
+    return await runGenerate(policy, tokenizer, generation, values);
   } finally {
     await policy.dispose();
   }
 }
 
+type DirTokenizer = Tokenizer | TokenIdsOnly;
+
+/** The directory's tokenizer, or token ids only (EOS from generation_config.json / config.json). */
+async function dirTokenizer(model: DecoderModel, gen: GenerationDefaults): Promise<DirTokenizer> {
+  const dir = model.dir!;
+  if (await hasTokenizer(dir)) return await loadTokenizer(dir);
+  const cfg = model.config;
+  const eos = [...new Set([...(cfg.eosTokenIds ?? []), ...(gen.eosTokenIds ?? [])])];
+  return new TokenIdsOnly(cfg.vocabSize, eos, dir, cfg.bosTokenId);
+}
+
+async function needTokenizer(dir: string, what: string): Promise<Tokenizer> {
+  if (!(await hasTokenizer(dir))) {
+    throw new ArpoError(
+      `${what}: model directory ${dir} has no tokenizer (tokenizer.json), which rendering a ` +
+        `prompt needs`,
+      { exitCode: 2 },
+    );
+  }
+  return await loadTokenizer(dir);
+}
+
+/** The prompt ids of --prompt (raw, or with --chat through the chat template) and its text. */
+function promptInput(
+  tokenizer: DirTokenizer,
+  values: Flags,
+  sub: string,
+): { text: string; ids: number[] } {
+  if (values.prompt === undefined) {
+    throw new ArpoError(`model ${sub}: give --prompt\n${USAGE}`, { exitCode: 2 });
+  }
+  if (values.system !== undefined && !values.chat) {
+    throw new ArpoError(`model ${sub}: --system needs --chat`, { exitCode: 2 });
+  }
+  if (!values.chat) return { text: values.prompt, ids: tokenizer.encode(values.prompt) };
+  if (tokenizer instanceof TokenIdsOnly) tokenizer.encode(values.prompt); // refuses, naming the dir
+  const t = tokenizer as Tokenizer;
+  const messages = [
+    ...(values.system !== undefined ? [{ role: "system" as const, content: values.system }] : []),
+    { role: "user" as const, content: values.prompt },
+  ];
+  if (!t.applyChatTemplate) {
+    throw new ArpoError(`model ${sub}: --chat: this tokenizer has no chat template`, {
+      exitCode: 2,
+    });
+  }
+  return { text: t.applyChatTemplate(messages, true), ids: t.encodeChat(messages, true) };
+}
+
+/** `model prompt`: the rendered prompt (chat template with --chat) and its token ids. */
+function runPrompt(tokenizer: Tokenizer, values: Flags): number {
+  const { text, ids } = promptInput(tokenizer, values, "prompt");
+  if (values.json) {
+    console.log(JSON.stringify({ text, tokens: ids }));
+    return 0;
+  }
+  console.log(text);
+  console.log(`--- ${ids.length} tokens`);
+  console.log(`[${ids.join(", ")}]`);
+  return 0;
+}
+
 /** `model info`: architecture, sizes, tokenizer and digest. */
-function runInfo(model: DecoderModel, tokenizer: Tokenizer, values: Flags): number {
+function runInfo(
+  model: DecoderModel,
+  tokenizer: DirTokenizer,
+  generation: GenerationDefaults,
+  values: Flags,
+): number {
   const cfg = model.config;
   const info = {
     dir: model.dir,
     architecture: cfg.architecture,
     parameters: parameterCount(cfg),
     config: cfg,
-    tokenizer: {
+    tokenizer: tokenizer instanceof TokenIdsOnly ? null : {
       kind: tokenizer.kind,
       vocabSize: tokenizer.vocabSize,
       bos: tokenizer.bosTokenId ?? null,
       eos: tokenizer.eosTokenIds,
-      chatTemplate: typeof tokenizer.applyChatTemplate === "function",
+      chatTemplate: "applyChatTemplate" in tokenizer &&
+        typeof tokenizer.applyChatTemplate === "function",
     },
+    generation,
     digest: model.digest,
   };
   if (values.json) {
@@ -143,21 +257,24 @@ function runInfo(model: DecoderModel, tokenizer: Tokenizer, values: Flags): numb
   );
   console.log(
     `  tokenizer ${tokenizer.kind}, ${tokenizer.vocabSize} ids, eos [${tokenizer.eosTokenIds}]` +
-      `${info.tokenizer.chatTemplate ? ", chat template" : ""}`,
+      `${info.tokenizer?.chatTemplate ? ", chat template" : ""}`,
   );
+  if (Object.keys(generation).length) {
+    console.log(`  generation_config.json ${JSON.stringify(generation)}`);
+  }
   console.log(`  digest ${model.digest}`);
   return 0;
 }
 
 /** The token ids `model logits` runs: --tokens 1,2,3 or the encoded --text. */
-function logitsInput(tokenizer: Tokenizer, values: Flags): number[] {
+function logitsInput(tokenizer: DirTokenizer, values: Flags, sub = "logits"): number[] {
   let ids: number[];
   if (values.tokens !== undefined) {
     ids = values.tokens.split(",").map((s) => s.trim()).filter((s) => s.length).map((s) => {
       const x = Number(s);
       if (!Number.isInteger(x)) {
         throw new ArpoError(
-          `model logits: --tokens expects comma-separated integers, found '${s}'`,
+          `model ${sub}: --tokens expects comma-separated integers, found '${s}'`,
           {
             exitCode: 2,
           },
@@ -172,7 +289,11 @@ function logitsInput(tokenizer: Tokenizer, values: Flags): number[] {
 }
 
 /** `model logits`: the next-token logits after the input, as JSON or the top N. */
-async function runLogits(policy: OnnxPolicy, tokenizer: Tokenizer, values: Flags): Promise<number> {
+async function runLogits(
+  policy: OnnxPolicy,
+  tokenizer: DirTokenizer,
+  values: Flags,
+): Promise<number> {
   const ids = logitsInput(tokenizer, values);
   const [logits] = await policy.logits([policy.create(ids, stream(0, "cli"))]);
   if (values.json) {
@@ -187,47 +308,70 @@ async function runLogits(policy: OnnxPolicy, tokenizer: Tokenizer, values: Flags
     console.log(
       `  ${String(i).padStart(7)}  logit ${logits[i].toFixed(4).padStart(9)}  logprob ${
         (logits[i] - st.logZ).toFixed(4).padStart(8)
-      }  ${i < tokenizer.vocabSize ? JSON.stringify(tokenizer.decode([i])) : "(no text)"}`,
+      }  ${
+        i < tokenizer.vocabSize && !(tokenizer instanceof TokenIdsOnly)
+          ? JSON.stringify(tokenizer.decode([i]))
+          : "(no text)"
+      }`,
     );
   }
   return 0;
 }
 
-/** `model generate`: stream a completion of --prompt to stdout, a summary to stderr. */
+/** `model generate`: stream a completion to stdout, a summary to stderr (or one JSON object). */
 async function runGenerate(
   policy: OnnxPolicy,
-  tokenizer: Tokenizer,
+  tokenizer: DirTokenizer,
+  gen: GenerationDefaults,
   values: Flags,
 ): Promise<number> {
-  if (values.prompt === undefined) {
-    throw new ArpoError(`model generate: give --prompt\n${USAGE}`, { exitCode: 2 });
+  if (values.tokens !== undefined && values.prompt !== undefined) {
+    throw new ArpoError(`model generate: give --prompt or --tokens, not both`, { exitCode: 2 });
   }
-  const ids = values.chat
-    ? tokenizer.encodeChat([{ role: "user", content: values.prompt }], true)
-    : tokenizer.encode(values.prompt);
+  const ids = values.tokens !== undefined
+    ? logitsInput(tokenizer, values, "generate")
+    : promptInput(tokenizer, values, "generate").ids;
   const params = {
-    temperature: num("temperature", values.temperature, 0.7),
-    topP: num("top-p", values["top-p"], 1),
-    topK: num("top-k", values["top-k"], 0, true),
+    temperature: num("temperature", values.temperature, gen.temperature ?? 0.7),
+    topP: num("top-p", values["top-p"], gen.topP ?? 1),
+    topK: num("top-k", values["top-k"], gen.topK ?? 0, true),
   };
   const seed = num("seed", values.seed, 0, true);
+  const maxTokens = num("max-tokens", values["max-tokens"], gen.maxNewTokens ?? 128, true);
   const seq = policy.create(ids, stream(seed, "cli-generate"));
-  const dec = tokenizer.streamDecoder({ skipSpecials: true });
+  const text = !(tokenizer instanceof TokenIdsOnly);
+  const dec = text ? (tokenizer as Tokenizer).streamDecoder({ skipSpecials: true }) : null;
   const enc = new TextEncoder();
   const t0 = performance.now();
   const [res] = await policy.generate(
-    [{ seq, stop: { maxTokens: num("max-tokens", values["max-tokens"], 128, true) } }],
+    [{ seq, stop: { maxTokens } }],
     params,
     {
-      onToken: (_s, tok) =>
+      onToken: (_s, tok) => {
+        if (values.json) return;
         // Models often have more ids than their tokenizer (padded vocab): show those as [id].
         Deno.stdout.writeSync(
-          enc.encode(tok.id < tokenizer.vocabSize ? dec.push(tok.id) : `[${tok.id}]`),
-        ),
+          enc.encode(dec && tok.id < tokenizer.vocabSize ? dec.push(tok.id) : `[${tok.id}]`),
+        );
+      },
     },
   );
-  Deno.stdout.writeSync(enc.encode(dec.flush() + "\n"));
   const secs = (performance.now() - t0) / 1000;
+  if (values.json) {
+    const out = res.tokens.map((t) => t.id);
+    console.log(JSON.stringify({
+      prompt_tokens: ids,
+      tokens: out,
+      text: text ? (tokenizer as Tokenizer).decode(out, { skipSpecials: true }) : null,
+      logprobs: res.tokens.map((t) => t.logprob),
+      stop: res.stop,
+      sampling: { ...params, seed, max_tokens: maxTokens },
+      seconds: secs,
+      tokens_per_second: out.length / Math.max(secs, 1e-9),
+    }));
+    return 0;
+  }
+  Deno.stdout.writeSync(enc.encode((dec ? dec.flush() : "") + "\n"));
   printGenerateSummary(res, secs, ids.length, policy.device);
   return 0;
 }

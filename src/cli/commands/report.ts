@@ -12,6 +12,8 @@ import { parseReportData } from "../../report/build.ts";
 import type { ReportData } from "../../report/data.ts";
 import { renderReport } from "../../report/render.ts";
 import { writeHtml, writeRunReport, writeSweepReport } from "../../report/write.ts";
+import { optionDefaults } from "../../manifest/option_table.ts";
+import { loadExtensions } from "../../run/builtin.ts";
 import { openStore, parse } from "./_common.ts";
 import { resolveTarget } from "./_sweeps.ts";
 
@@ -23,14 +25,15 @@ const USAGE = "deno task arpo report <run-id-prefix> [<run-id-prefix> …] [-o F
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse("report", USAGE, args, {
-    out: { type: "string", short: "o" },
-    data: { type: "string", multiple: true },
-    trees: { type: "string" },
+    out: {
+      type: "string",
+      short: "o",
+      arg: "FILE",
+      help: "where to write the HTML (default: <store>/reports/<id>.html)",
+    },
+    data: { type: "string", multiple: true, arg: "FILE.json", help: "render a ReportData JSON" },
+    trees: { type: "string", arg: "N", help: "rollout trees drawn per batch" },
   });
-  if (values.help) {
-    console.log(`usage: ${USAGE}`);
-    return 0;
-  }
   const files = (values.data ?? []) as string[];
   const out = typeof values.out === "string" ? resolve(values.out) : undefined;
   if (files.length) {
@@ -85,12 +88,18 @@ export async function run(args: string[]): Promise<number> {
     if (!sweep.aggregate && sweep.runs.some((r) => r.status === "complete")) {
       sweep.aggregate = await sweepAggregate(store, sweep);
     }
-    const { path } = await writeSweepReport(store, sweep, { out, build: { treesPerStage } });
+    const { path } = await writeSweepReport(store, sweep, {
+      out,
+      build: { treesPerStage, defaults: optionDefaults((await loadExtensions()).stages) },
+    });
     console.log(path);
     return 0;
   }
   const ids = targets.map((t) => t.id);
-  const { path } = await writeRunReport(store, ids, { out, build: { treesPerStage } });
+  const { path } = await writeRunReport(store, ids, {
+    out,
+    build: { treesPerStage, defaults: optionDefaults((await loadExtensions()).stages) },
+  });
   console.log(path);
   return 0;
 }

@@ -11,10 +11,6 @@ const USAGE = "deno task arpo rerun <run-id-prefix> [--store DIR] [--json] " + R
 
 export async function run(args: string[]): Promise<number> {
   const { values, runId, liveTools, progress, level } = parseReexec("rerun", USAGE, args);
-  if (values.help) {
-    console.log(`usage: ${USAGE}`);
-    return 0;
-  }
   const ext = await loadExtensions();
   const store = openStore(values.store);
   const rec = await readRecord(store, await resolveRunId(store, runId));

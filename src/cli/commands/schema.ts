@@ -11,29 +11,19 @@
  *
  * The path in the modeline is relative to the manifest.
  */
-import { parseArgs } from "node:util";
 import { ArpoError } from "../../errors.ts";
+import { parse } from "./_common.ts";
 import { manifestJsonSchema } from "../../manifest/mod.ts";
 import { loadExtensions } from "../../run/builtin.ts";
 
 export const summary = "write the JSON Schema of manifests (for editors) to stdout or -o FILE";
 
 export async function run(args: string[]): Promise<number> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      args,
-      options: { output: { type: "string", short: "o" }, help: { type: "boolean", short: "h" } },
-      allowPositionals: false,
-    }));
-  } catch (e) {
-    throw new ArpoError(`schema: ${(e as Error).message} (usage: arpo schema [-o FILE])`, {
-      exitCode: 2,
-    });
-  }
-  if (values.help) {
-    console.log("usage: deno task arpo schema [-o FILE]\n\n" + summary);
-    return 0;
+  const { values, positionals } = parse("schema", "arpo schema [-o FILE]", args, {
+    output: { type: "string", short: "o", arg: "FILE", help: "write here (default: stdout)" },
+  }, { store: false, notes: summary });
+  if (positionals.length) {
+    throw new ArpoError(`schema: unexpected argument '${positionals[0]}'`, { exitCode: 2 });
   }
   const text = JSON.stringify(manifestJsonSchema((await loadExtensions()).stages), null, 2) + "\n";
   if (values.output === undefined) {

@@ -3,8 +3,8 @@
  * score one response text (a file, or `-` for stdin) with a reward plugin and print the reward
  * and its parts. One `--answer` per accepted alias.
  */
-import { parseArgs } from "node:util";
 import { ArpoError, describeError } from "../../errors.ts";
+import { parse } from "./_common.ts";
 import { loadLocalPlugin } from "../../plugin/local.ts";
 import { parseWith } from "./bench-data.ts";
 
@@ -23,28 +23,12 @@ async function readResponse(path: string): Promise<string> {
 }
 
 export async function run(args: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args,
-      options: {
-        response: { type: "string" },
-        answer: { type: "string", multiple: true },
-        with: { type: "string" },
-        json: { type: "boolean" },
-        help: { type: "boolean", short: "h" },
-      },
-      allowPositionals: true,
-      strict: true,
-    });
-  } catch (e) {
-    throw new ArpoError(`score: ${(e as Error).message}\nusage: ${USAGE}`, { exitCode: 2 });
-  }
-  const { values: v, positionals } = parsed;
-  if (v.help) {
-    console.log(`usage: ${USAGE}`);
-    return 0;
-  }
+  const { values: v, positionals } = parse("score", USAGE, args, {
+    response: { type: "string", arg: "FILE|-", help: "the response to score ('-': stdin)" },
+    answer: { type: "string", multiple: true, arg: "TEXT", help: "an accepted answer" },
+    with: { type: "string" },
+    json: { type: "boolean" },
+  }, { store: false });
   if (positionals.length !== 1 || v.response === undefined || !v.answer?.length) {
     throw new ArpoError(
       `score: expected a reward name or path, --response and at least one --answer\n` +

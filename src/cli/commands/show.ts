@@ -2,7 +2,8 @@
  * `deno task arpo show <run>`: a run's inputs, its stage table (status, reused or computed, wall
  * time, headline metrics), key metrics per stage, outputs and report; reports damaged objects.
  */
-import { readRecord } from "../../store/records.ts";
+import { readRecord, type RunRecord } from "../../store/records.ts";
+import { asFingerprint, describeNumerics, sameNumerics } from "../../run/numerics_fingerprint.ts";
 import { readSweep, sweepPath } from "../../store/sweeps.ts";
 import type { Store } from "../../store/store.ts";
 import { sweepAggregate } from "../../run/sweep.ts";
@@ -26,10 +27,6 @@ const USAGE = "deno task arpo show <run-or-sweep-id-prefix> [--store DIR] [--jso
 
 export async function run(args: string[]): Promise<number> {
   const { values, positionals } = parse("show", USAGE, args, { json: { type: "boolean" } });
-  if (values.help) {
-    console.log(`usage: ${USAGE}`);
-    return 0;
-  }
   if (positionals.length !== 1) {
     throw new ArpoError(`show: expected one run or sweep id\nusage: ${USAGE}`, { exitCode: 2 });
   }
@@ -49,10 +46,20 @@ export async function run(args: string[]): Promise<number> {
     console.log(`status   ${rec.status}${rec.error ? `: ${rec.error}` : ""}`);
     console.log(`record   ${store.metaPath("runs", id)}`);
     console.log(`seed     ${m.seed}`);
-    console.log(`model    ${rec.identity.model ?? "(initialized: policy.init)"}`);
+    const policy = (m.policy ?? {}) as Record<string, unknown>;
+    const server = policy.server as { url?: string; model?: string } | undefined;
+    console.log(
+      `model    ${
+        rec.identity.model ??
+          (server
+            ? `(server: ${server.model ?? "?"} at ${server.url ?? "?"}; not bit-reproducible)`
+            : "(initialized: policy.init)")
+      }`,
+    );
     console.log(
       "runtime  " + Object.entries(rec.identity.runtime).map(([k, v]) => `${k} ${v}`).join(", "),
     );
+    for (const l of numericsLines(rec)) console.log(l);
     console.log("plugins");
     for (const [name, d] of Object.entries(rec.identity.plugins)) {
       const src = rec.sources[name];
@@ -98,6 +105,28 @@ export async function run(args: string[]): Promise<number> {
     return 1;
   }
   return 0;
+}
+
+/**
+ * The numerics fingerprint of the record, and of each stage computed under other numerics (a
+ * stage reused from a store another machine filled).
+ */
+function numericsLines(rec: RunRecord): string[] {
+  const fp = asFingerprint(rec.numerics);
+  const lines = [
+    `numerics ${
+      fp ? describeNumerics(fp) : "(not recorded: the run predates numerics fingerprints)"
+    }`,
+  ];
+  for (const [name, st] of Object.entries(rec.stages)) {
+    const s = asFingerprint(st.numerics);
+    if (s && (!fp || !sameNumerics(s, fp))) {
+      lines.push(`  stage ${name} was computed under other numerics: ${describeNumerics(s)}`);
+    } else if (!s && st.reused && fp) {
+      lines.push(`  stage ${name}: reused, with no record of the numerics it was computed with`);
+    }
+  }
+  return lines;
 }
 
 function localImportsNote(n: number): string {

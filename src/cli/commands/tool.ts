@@ -53,17 +53,17 @@ async function parseToolArgs(args: string[]): Promise<ToolArgs | undefined> {
   const { values, positionals } = parse("tool", USAGE, args, {
     with: { type: "string" },
     json: { type: "boolean" },
-    timeout: { type: "string" },
-    "max-output": { type: "string" },
+    timeout: { type: "string", arg: "SECONDS", help: "the call's time limit (default: 60)" },
+    "max-output": {
+      type: "string",
+      arg: "CHARS",
+      help: "the output is cut to this many characters (default: 8000)",
+    },
+  }, {
+    notes: "The input is the text between the tool's tags; '-' reads it from stdin.\n" +
+      `Example: arpo tool search --with '{"backend":"local","corpus":"kb.jsonl"}' ` +
+      '"capital of Poland"',
   });
-  if (values.help) {
-    console.log(
-      `usage: ${USAGE}\n\nThe input is the text between the tool's tags; '-' reads it ` +
-        "from stdin.\nExample: deno task arpo tool search --with " +
-        `'{"backend":"local","corpus":"kb.jsonl"}' "capital of Poland"`,
-    );
-    return undefined;
-  }
   const [use, ...rest] = positionals;
   if (!use || rest.length === 0) {
     throw new ArpoError(`tool: expected a tool and an input\nusage: ${USAGE}`, { exitCode: 2 });
@@ -153,6 +153,9 @@ function printOutcome(o: ToolCallOutcome, name: string, digest: string, json: bo
         error: o.error,
         truncated: o.truncated,
         timedOut: o.timedOut,
+        ...(o.infrastructureFailure !== undefined
+          ? { infrastructureFailure: o.infrastructureFailure }
+          : {}),
         cached: o.source === "cached",
         replayed: o.source === "replayed",
         attempts: o.attempts,
@@ -170,6 +173,9 @@ function printOutcome(o: ToolCallOutcome, name: string, digest: string, json: bo
     `${o.attempts} attempt${o.attempts === 1 ? "" : "s"}`,
     ...(o.timedOut ? ["timed out"] : o.error ? ["error"] : []),
     ...(o.truncated ? ["truncated"] : []),
+    ...(o.infrastructureFailure !== undefined
+      ? [`infrastructure failure: ${o.infrastructureFailure}`]
+      : []),
   ];
   console.error(`[${name} <${o.tag}>: ${o.durationMs.toFixed(1)} ms, ${flags.join(", ")}]`);
 }

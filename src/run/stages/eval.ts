@@ -13,6 +13,14 @@
  * count correct samples; `mean_reward` is the reward's mean. `per_question` lists per task the
  * samples (`n`), how many were correct (`correct`), each sample's verdict (`sample_correct`),
  * rewards and tool calls.
+ * A sample whose tool call failed for infrastructure reasons (the machine, not the model: the
+ * wall-clock guard fired twice) is no evidence about the policy: it is left out of accuracy,
+ * pass@k and the mean reward (its question's `n` counts the other samples; a question left with
+ * none drops out of the means, and pass@k only takes questions with at least k samples), shown
+ * as null in `sample_correct` and `rewards`, and counted: `infrastructure_failures` in the
+ * metrics (always), in `summary` and per question (when there are some). Counting them as wrong
+ * would make accuracy depend on machine load; a run that has any is not reproducible (a warning
+ * says so), so compare it only after a rerun without them.
  * Output `report`: the results table as a StageReport for the HTML report (src/report/).
  * Sampling defaults are the paper's evaluation settings (ARPO.md §4: temperature 0.6, top_p 0.95).
  *
@@ -27,14 +35,18 @@ import { judgeResponse } from "../../eval/correct.ts";
 import { passAtK } from "../../eval/metrics.ts";
 import {
   metricsJson,
-  responseText,
+  type QuestionRollout,
+  rewardSample,
   rolloutConfig,
   type RolloutMetrics,
   rolloutSettingsSchema,
   samplingSettingsSchema,
   scoreRollout,
   storeRollout,
+  type TrajectoryNode,
 } from "../../rollout/mod.ts";
+import type { Benchmark } from "../../plugin/contracts.ts";
+import type { TokenizerLike } from "../../model/tokenizer.ts";
 import { setGroupAdvantages } from "../../train/advantages.ts";
 import {
   type Estimate,
@@ -57,11 +69,13 @@ import {
 export const evalOptionsSchema = z.strictObject({
   benchmark: z.string().min(1).describe("the manifest benchmark to evaluate on"),
   from: fromSchema,
-  split: z.string().min(1).default("test"),
-  questions: questionsSchema.default("all"),
+  split: z.string().min(1).default("test").describe("the benchmark split evaluated"),
+  questions: questionsSchema.default("all").describe("questions evaluated (the first N)"),
   reward: z.string().min(1).optional().describe("the manifest reward that scores answers"),
-  rollout: rolloutSettingsSchema({ algorithm: "grpo", rollouts: 4, initial: 4 }).prefault({}),
-  sampling: samplingSettingsSchema({ temperature: 0.6, top_p: 0.95 }).prefault({}),
+  rollout: rolloutSettingsSchema({ algorithm: "grpo", rollouts: 4, initial: 4 }).prefault({})
+    .describe("how the samples of a question are drawn (M independent ones by default)"),
+  sampling: samplingSettingsSchema({ temperature: 0.6, top_p: 0.95 }).prefault({})
+    .describe("token sampling of the evaluation"),
 });
 
 export type EvalOptions = z.output<typeof evalOptionsSchema>;
@@ -136,6 +150,58 @@ export function evalReport(label: string, summary: Record<string, Json>): StageR
   return { format: STAGE_REPORT_FORMAT, evals: [{ label, benchmarks: [b] }] };
 }
 
+/** One question's entry of `per_question` in the eval results. */
+export interface QuestionResult {
+  task_id: string;
+  /** Samples judged: the question's trajectories less its infrastructure failures. */
+  n: number;
+  correct: number;
+  /** Per trajectory: the benchmark's verdict; null for an infrastructure failure. */
+  sample_correct: (boolean | null)[];
+  /** Per trajectory: its reward (0 unscored); null for an infrastructure failure. */
+  rewards: (number | null)[];
+  tool_calls: number[];
+  /** Trajectories with an infrastructure failure; only when there are some (bytes unchanged). */
+  infrastructure_failures?: number;
+}
+
+/**
+ * Every question's verdicts, judged by the benchmark on the model's own text (`rewardSample`
+ * segments, `judgeResponse`); infrastructure failures are left unjudged (see the module comment).
+ */
+export function questionResults(
+  questions: readonly QuestionRollout[],
+  benchmark: Pick<Benchmark, "correct">,
+  tokenizer: TokenizerLike,
+  toolTags: readonly string[],
+  names: { benchmark: string },
+): QuestionResult[] {
+  return questions.map((q) => {
+    const failed = (t: TrajectoryNode) => t.infrastructureFailure !== undefined;
+    const trajs = q.tree.trajectories;
+    const verdicts = trajs.map((t) =>
+      failed(t) ? null : judgeResponse(
+        benchmark,
+        rewardSample(q.tree, t, tokenizer),
+        q.task,
+        toolTags,
+        names.benchmark,
+      ).correct
+    );
+    const failures = trajs.filter(failed).length;
+    const out: QuestionResult = {
+      task_id: q.task.id,
+      n: trajs.length - failures,
+      correct: verdicts.filter((c) => c === true).length,
+      sample_correct: verdicts,
+      rewards: trajs.map((t) => (failed(t) ? null : t.reward ?? 0)),
+      tool_calls: trajs.map((t) => t.toolCalls.length),
+    };
+    if (failures > 0) out.infrastructure_failures = failures;
+    return out;
+  });
+}
+
 export async function runEval(ctx: StageContext, o: EvalOptions): Promise<StageResult> {
   const config = rolloutConfig(o.rollout, o.sampling);
   const tasks = await selectTasks(ctx, o.benchmark, o.split, o.questions);
@@ -157,26 +223,17 @@ export async function runEval(ctx: StageContext, o: EvalOptions): Promise<StageR
   const m = stored.metrics;
   if (m.reward) ctx.progress({ reward: m.reward.mean });
 
-  const perQuestion = res.questions.map((q) => {
-    const rewards = q.tree.trajectories.map((t) => t.reward ?? 0);
-    const verdicts = q.tree.trajectories.map((t) =>
-      judgeResponse(
-        benchmark,
-        responseText(q.tree, t, policy.tokenizer),
-        q.task,
-        tools.tags,
-        o.benchmark,
-      ).correct
-    );
-    return {
-      task_id: q.task.id,
-      n: verdicts.length,
-      correct: verdicts.filter((c) => c).length,
-      sample_correct: verdicts,
-      rewards,
-      tool_calls: q.tree.trajectories.map((t) => t.toolCalls.length),
-    };
+  const perQuestion = questionResults(res.questions, benchmark, policy.tokenizer, tools.tags, {
+    benchmark: o.benchmark,
   });
+  const failures = perQuestion.reduce((n, q) => n + (q.infrastructure_failures ?? 0), 0);
+  if (failures > 0) {
+    ctx.log(
+      `${ctx.name}: ${failures} sample(s) lost to infrastructure failures (left out of ` +
+        `accuracy and pass@k); this stage's results depend on the machine, rerun it.`,
+    );
+  }
+  const judged = perQuestion.filter((q) => q.n > 0);
   const summary: Record<string, Json> = {
     benchmark: o.benchmark,
     split: o.split,
@@ -186,20 +243,22 @@ export async function runEval(ctx: StageContext, o: EvalOptions): Promise<StageR
     tools: toolStats(m),
     response_length: { mean: m.responseLength.mean, max: m.responseLength.max },
   };
+  if (failures > 0) summary.infrastructure_failures = failures;
   const metrics: Record<string, Json> = {
     questions: tasks.length,
     tool_calls_per_trajectory: m.toolCallsPerTrajectory.all,
     tool_errors: m.toolCalls.errors,
     mean_response_length: m.responseLength.mean,
+    infrastructure_failures: failures,
   };
   // Correctness is the benchmark's: accuracy and pass@k need no reward.
   const pass: Record<string, Json> = {};
   for (const k of passKs(config.rollouts)) {
     // Questions with fewer than k samples cannot enter pass@k (only with ARPO trees of < M).
-    const vals = perQuestion.filter((q) => q.n >= k).map((q) => passAtK(q.n, q.correct, k));
+    const vals = judged.filter((q) => q.n >= k).map((q) => passAtK(q.n, q.correct, k));
     pass[String(k)] = ci(vals, ctx, `pass@${k}`);
   }
-  const accPerQ = perQuestion.map((q) => q.correct / q.n);
+  const accPerQ = judged.map((q) => q.correct / q.n);
   summary.pass_at = pass;
   summary.accuracy = ci(accPerQ, ctx, "accuracy");
   metrics.pass_at_1 = (pass["1"] as { estimate: Json }).estimate;
@@ -207,7 +266,7 @@ export async function runEval(ctx: StageContext, o: EvalOptions): Promise<StageR
     (pass[String(config.rollouts)] as { estimate: Json }).estimate;
   metrics.accuracy = (summary.accuracy as { estimate: Json }).estimate;
   if (reward) {
-    const meanPerQ = perQuestion.map((q) => q.rewards.reduce((a, b) => a + b, 0) / q.n);
+    const meanPerQ = judged.map((q) => q.rewards.reduce((a: number, b) => a + (b ?? 0), 0) / q.n);
     summary.reward = reward.name;
     summary.mean_reward = ci(meanPerQ, ctx, "mean_reward");
     summary.reward_parts = m.reward?.parts ?? {};
@@ -235,5 +294,6 @@ export const evalStage = defineStage({
   },
   tools: true,
   reads: (o, earlier, name) => weightsSource(o.from, earlier, name),
+  splits: (o) => ({ measures: [{ benchmark: o.benchmark, split: o.split }] }),
   run: runEval,
 });

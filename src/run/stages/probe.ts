@@ -30,11 +30,12 @@ import { rolloutTasks, selectTasks, stagePolicy, stageTools } from "./rollout_sh
 export const probeOptionsSchema = z.strictObject({
   benchmark: z.string().min(1).describe("the manifest benchmark whose questions to probe"),
   from: fromSchema,
-  split: z.string().min(1).default("test"),
-  questions: questionsSchema.default(50),
+  split: z.string().min(1).default("test").describe("the benchmark split probed"),
+  questions: questionsSchema.default(50).describe("questions probed (the first N)"),
   samples: z.int().min(1).default(1).describe("trajectories per question"),
   max_distance: z.int().min(1).default(64).describe("largest token distance tabulated"),
-  sampling: samplingSettingsSchema({ temperature: 1.0, top_p: 1.0 }).prefault({}),
+  sampling: samplingSettingsSchema({ temperature: 1.0, top_p: 1.0 }).prefault({})
+    .describe("token sampling of the probed trajectories"),
 });
 
 export type ProbeOptions = z.output<typeof probeOptionsSchema>;

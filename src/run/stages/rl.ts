@@ -29,7 +29,7 @@ import type { Task } from "../../plugin/contracts.ts";
 import { judgeResponse } from "../../eval/correct.ts";
 import {
   independentRollouts,
-  responseText,
+  rewardSample,
   rolloutConfig,
   rolloutSettingsSchema,
   samplingSettingsSchema,
@@ -41,6 +41,7 @@ import type { DecoderModel } from "../../model/load.ts";
 import type { TokenizerLike } from "../../model/tokenizer.ts";
 import { lrAt, type LrSchedule } from "../../train/optimizer.ts";
 import { rlUpdate, updateMean } from "../../train/rl_update.ts";
+import { updateQuestion } from "../../train/advantages.ts";
 import { Trainer, type TrainerState } from "../../train/trainer.ts";
 import { STAGE_REPORT_FORMAT, type StageReport, type StepMetrics } from "../../report/data.ts";
 import { stepFromMetrics } from "../../report/from_rollout.ts";
@@ -70,31 +71,53 @@ const clipSchema = z.strictObject({
   dual: z.number().min(1).default(3.0).describe("c: dual-clip bound for negative advantages"),
 });
 
+/**
+ * `objective:` — AEPO's policy-update parts, usable with any rollout algorithm. Optional: a stage
+ * without it has the options (and key) it always had.
+ */
+const objectiveSchema = z.strictObject({
+  clip: z.enum(["standard", "entropy_balanced"]).default("standard")
+    .describe(
+      "upper clip bound: `standard` 1+ε_high; `entropy_balanced` (AEPO) (1+ε_high)·r/sg(r), so " +
+        "a clipped token with positive advantage keeps gradient scaled by (1+ε_high)/r",
+    ),
+  entropy_advantage: z.number().min(0).default(0)
+    .describe(
+      "λ of AEPO's entropy-aware advantage A·(1 + λ·z(H)), z the token entropy standardized " +
+        "over the micro-batch, detached (AEPO: 0.2); 0 = off",
+    ),
+});
+
 /** `rl` options. */
 export const rlOptionsSchema = z.strictObject({
   benchmark: z.string().min(1).describe("the manifest benchmark to train on"),
   from: fromSchema,
-  split: z.string().min(1).default("train"),
+  split: z.string().min(1).default("train").describe("the benchmark split trained on"),
   questions: questionsSchema.default("all").describe("size of the training question pool"),
   reward: z.string().min(1).describe("the manifest reward that scores trajectories"),
-  rollout: rolloutSettingsSchema({ algorithm: "arpo", rollouts: 8, initial: 4 }).prefault({}),
-  sampling: samplingSettingsSchema({ temperature: 1.0, top_p: 1.0 }).prefault({}),
-  steps: z.int().min(1).default(10),
-  questions_per_step: z.int().min(1).default(16),
-  lr: z.number().positive().default(1e-6),
-  schedule: z.enum(["constant", "cosine"]).default("constant"),
+  rollout: rolloutSettingsSchema({ algorithm: "arpo", rollouts: 8, initial: 4 }).prefault({})
+    .describe("how the trajectories of a question are sampled (branching)"),
+  sampling: samplingSettingsSchema({ temperature: 1.0, top_p: 1.0 }).prefault({})
+    .describe("token sampling of the rollouts"),
+  steps: z.int().min(1).default(10).describe("RL steps (rollouts, then one update each)"),
+  questions_per_step: z.int().min(1).default(16).describe("questions sampled per step"),
+  lr: z.number().positive().default(1e-6).describe("peak learning rate (the paper's 1e-6)"),
+  schedule: z.enum(["constant", "cosine"]).default("constant")
+    .describe("learning-rate schedule after warm-up"),
   warmup: z.int().min(0).default(0).describe("warm-up steps"),
-  weight_decay: z.number().min(0).default(0.01),
-  grad_clip: z.number().positive().default(1.0),
-  clip: clipSchema.prefault({}),
-  kl_coef: z.number().min(0).default(0),
-  entropy_coef: z.number().min(0).default(0),
+  weight_decay: z.number().min(0).default(0.01).describe("AdamW weight decay"),
+  grad_clip: z.number().positive().default(1.0).describe("global gradient-norm clip"),
+  clip: clipSchema.prefault({}).describe("clipped-surrogate ranges"),
+  kl_coef: z.number().min(0).default(0).describe("weight of the KL penalty to the start policy"),
+  entropy_coef: z.number().min(0).default(0).describe("weight of the entropy bonus"),
+  objective: objectiveSchema.optional()
+    .describe("AEPO's objective parts (docs/AEPO.md); absent: the standard clipped surrogate"),
   epochs: z.int().min(1).default(1).describe("PPO epochs over each step's rollouts"),
   minibatch: z.int().min(1).default(4).describe("questions per mini-batch update"),
   attribution: z.enum(["soft", "hard"]).default("soft").describe("advantage attribution (§3)"),
   eval_every: z.int().min(0).default(0).describe("evaluate on eval_split every n steps; 0 = never"),
-  eval_split: z.string().min(1).default("test"),
-  eval_questions: questionsSchema.default(50),
+  eval_split: z.string().min(1).default("test").describe("the split evaluated during training"),
+  eval_questions: questionsSchema.default(50).describe("questions per evaluation during training"),
   eval_sampling: samplingSettingsSchema({ temperature: 0.6, top_p: 0.95 }).prefault({})
     .describe("sampling of the evaluation inside training (defaults: the eval stage's)"),
   dry_run: z.boolean().default(false).describe("produce rollouts and advantages, no update"),
@@ -113,7 +136,9 @@ export type RlOptions = z.output<typeof rlOptionsSchema>;
 /**
  * Accuracy and mean reward of one sample per question. Correctness is the benchmark's (as in the
  * eval stage, src/eval/correct.ts: format, then the benchmark's `correct` on the boxed answer),
- * never reward ≥ 1; the mean reward is the reward's.
+ * never reward ≥ 1; the mean reward is the reward's. Samples with an infrastructure failure are
+ * left out of both (as in the eval stage) and counted as `infrastructure_failures`, which appears
+ * only when there are some (the curve is a hashed output).
  */
 async function evaluate(
   ctx: StageContext,
@@ -121,7 +146,7 @@ async function evaluate(
   tasks: readonly Task[],
   step: number,
   setup: RlRolloutSetup,
-): Promise<{ accuracy: number; mean_reward: number }> {
+): Promise<{ accuracy: number; mean_reward: number; infrastructure_failures?: number }> {
   const cfg = rolloutConfig(independentRollouts(1), setup.options.eval_sampling);
   const res = await rolloutTasks(
     ctx,
@@ -135,18 +160,25 @@ async function evaluate(
   scoreRollout(res.questions, setup.reward.plugin, policy.tokenizer, setup.reward.name);
   const name = setup.options.benchmark;
   const benchmark = ctx.plugins.benchmarks.get(name)!.plugin; // selectTasks checked it
-  const rewards = res.questions.map((q) => q.tree.trajectories[0]?.reward ?? 0);
-  let correct = 0;
+  const rewards: number[] = [];
+  let correct = 0, failures = 0;
   for (const q of res.questions) {
     const t = q.tree.trajectories[0];
+    if (t?.infrastructureFailure !== undefined) {
+      failures++;
+      continue;
+    }
+    rewards.push(t?.reward ?? 0);
     if (t === undefined) continue;
-    const response = responseText(q.tree, t, policy.tokenizer);
-    if (judgeResponse(benchmark, response, q.task, setup.tools.tags, name).correct) correct++;
+    const sample = rewardSample(q.tree, t, policy.tokenizer);
+    if (judgeResponse(benchmark, sample, q.task, setup.tools.tags, name).correct) correct++;
   }
-  return {
+  const out: { accuracy: number; mean_reward: number; infrastructure_failures?: number } = {
     accuracy: correct / Math.max(1, rewards.length),
     mean_reward: rewards.reduce((a, b) => a + b, 0) / Math.max(1, rewards.length),
   };
+  if (failures > 0) out.infrastructure_failures = failures;
+  return out;
 }
 
 /**
@@ -240,7 +272,15 @@ async function startRl(ctx: StageContext, o: RlOptions): Promise<RlRun> {
   const { model, tokenizer } = await trainableModel(ctx);
   const resumed = await loadTrainCheckpoint(ctx, model);
   const trainer = Trainer.create(model.config, resumed?.state ?? model.weights, {
-    objective: { kind: "pg", kl: o.kl_coef > 0, entropy: o.entropy_coef > 0 },
+    objective: {
+      kind: "pg",
+      kl: o.kl_coef > 0,
+      entropy: o.entropy_coef > 0,
+      ...(o.objective?.clip === "entropy_balanced" ? { clip: "entropy_balanced" as const } : {}),
+      ...(o.objective?.entropy_advantage
+        ? { entropyAdvantage: o.objective.entropy_advantage }
+        : {}),
+    },
     objectiveParams: {
       clipLow: o.clip.low,
       clipHigh: o.clip.high,
@@ -289,10 +329,7 @@ async function rlStep(ctx: StageContext, run: RlRun, step: number): Promise<Json
   const lr = lrAt(run.schedule, step);
   const u = await rlUpdate(
     run.trainer,
-    r.questions.map((q) => ({
-      tree: q.tree,
-      advantages: q.tree.trajectories.map((tr) => tr.advantage ?? 0),
-    })),
+    r.questions.map((q) => updateQuestion(q.tree)), // infrastructure failures left out
     {
       epochs: o.epochs,
       minibatch: o.minibatch,
@@ -315,6 +352,13 @@ async function rlStep(ctx: StageContext, run: RlRun, step: number): Promise<Json
   };
   if (o.eval_every > 0 && ((step + 1) % o.eval_every === 0 || step + 1 === o.steps)) {
     entry.eval = await timedEval(ctx, run, step + 1);
+  }
+  const lost = rolloutTotals([entry]).infrastructure_failures;
+  if (lost > 0) {
+    ctx.log(
+      `${ctx.name} step ${step + 1}: ${lost} trajectories lost to infrastructure failures (left ` +
+        `out of the update and the evaluation); this stage's outputs depend on the machine.`,
+    );
   }
   ctx.progress({
     step: step + 1,
@@ -355,7 +399,8 @@ async function finishRl(ctx: StageContext, run: RlRun): Promise<StageResult> {
       steps: o.steps,
       last_mean_reward: last?.mean_reward ?? null,
       eval_accuracy: lastEval?.eval.accuracy ?? null,
-      // Over all steps: mean tool calls per trajectory, total branches / total decisions.
+      // Over all steps: mean tool calls per trajectory, total branches / total decisions,
+      // trajectories lost to infrastructure failures (rollouts and evaluations).
       ...rolloutTotals(curve),
     },
   };
@@ -371,5 +416,11 @@ export const rlStage = defineStage({
   },
   tools: true,
   reads: (o, earlier, name) => weightsSource(o.from, earlier, name),
+  splits: (o) => ({
+    trains: [{ benchmark: o.benchmark, split: o.split }],
+    measures: o.eval_every > 0 ? [{ benchmark: o.benchmark, split: o.eval_split }] : [],
+  }),
+  // The dry run only rolls out; an update needs the model here (not policy.server).
+  trains: (o) => !(o as RlOptions).dry_run,
   run: runRl,
 });

@@ -118,7 +118,10 @@ export async function rolloutStep(
  * `branch_rate` = branches / decisions (0 with no decisions), `branch_rate_open` = branches over
  * the decisions that had budget left (the rule's own rate), `children` / `forks_per_question` =
  * trajectories created by forks, `delta_h_branched` / `delta_h_not_branched` = mean ΔH of the
- * branch and no_branch decisions (null when there are none).
+ * branch and no_branch decisions (null when there are none). `infrastructure_failures`:
+ * trajectories whose tool call failed for the machine's reasons, left out of the update and of
+ * the group advantages (train/advantages.ts); present only when there are some, so the curve of
+ * an ordinary run keeps its bytes.
  */
 export function stepSummary(
   questions: readonly QuestionRollout[],
@@ -128,7 +131,7 @@ export function stepSummary(
   for (const q of questions) {
     if (q.tree.trajectories.every((t) => (t.advantage ?? 0) === 0)) zeroGroups++;
   }
-  return {
+  const out: Record<string, Json> = {
     mean_reward: m.reward?.mean ?? null,
     reward_parts: m.reward?.parts ?? {},
     trajectories: m.trajectories,
@@ -148,6 +151,8 @@ export function stepSummary(
     mean_response_length: m.responseLength.mean,
     zero_advantage_groups: questions.length > 0 ? zeroGroups / questions.length : 0,
   };
+  if (m.infrastructureFailures) out.infrastructure_failures = m.infrastructureFailures;
+  return out;
 }
 
 /** The step numbers worth a place on the progress line (the rest are in the artefacts). */
@@ -164,13 +169,17 @@ const PROGRESS_METRICS = [
  * Totals over every step of a stage, from the step summaries (curve entries without them, such as
  * an evaluation before the first step, are skipped): `tool_calls_per_trajectory` = mean over all
  * trajectories of all steps, `branch_rate` = all branches / all decisions (0 with no decisions,
- * as GRPO).
+ * as GRPO), `infrastructure_failures` = trajectories of the steps and samples of the evaluations
+ * (`eval`) lost to infrastructure failures (0 in an ordinary run).
  */
 export function rolloutTotals(
   steps: readonly Json[],
-): { tool_calls_per_trajectory: number; branch_rate: number } {
-  let trajectories = 0, calls = 0, decisions = 0, branches = 0;
+): { tool_calls_per_trajectory: number; branch_rate: number; infrastructure_failures: number } {
+  let trajectories = 0, calls = 0, decisions = 0, branches = 0, failures = 0;
   for (const e of steps as Record<string, Json>[]) {
+    if (typeof e.infrastructure_failures === "number") failures += e.infrastructure_failures;
+    const ev = e.eval as Record<string, Json> | undefined;
+    if (typeof ev?.infrastructure_failures === "number") failures += ev.infrastructure_failures;
     const n = e.trajectories, c = e.tool_calls_per_trajectory;
     if (typeof n === "number" && typeof c === "number") {
       trajectories += n;
@@ -184,6 +193,7 @@ export function rolloutTotals(
   return {
     tool_calls_per_trajectory: trajectories > 0 ? calls / trajectories : 0,
     branch_rate: decisions > 0 ? branches / decisions : 0,
+    infrastructure_failures: failures,
   };
 }
 

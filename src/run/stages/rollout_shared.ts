@@ -36,6 +36,22 @@ export {
  */
 export const ROLLOUT_SEQUENCES = 128;
 
+/**
+ * A task's prompt tokens, or an ArpoError naming the question when the prompt leaves no position
+ * to generate in (issue 13: a 400-character prompt ran with `max_position: 64`).
+ */
+function promptWithin(task: Task, tokens: number[], policy: Policy): number[] {
+  const max = policy.maxPositions;
+  if (max !== undefined && tokens.length >= max) {
+    throw new ArpoError(
+      `the prompt of question '${task.id}' is ${tokens.length} tokens, but the ` +
+        `model handles ${max} positions (policy.init.max_position, or max_position_embeddings ` +
+        `in the model's config.json); shorten the prompt or give the model a longer context.`,
+    );
+  }
+  return tokens;
+}
+
 /** The benchmark's tasks of `split`, the first `questions` of them (or all). */
 export async function selectTasks(
   ctx: StageContext,
@@ -156,7 +172,11 @@ export async function rolloutTasks(
     const chunk = tasks.slice(i, i + step);
     const requests = chunk.map((task) => ({
       task,
-      promptTokens: renderPrompt(task, policy.tokenizer).tokens,
+      promptTokens: promptWithin(
+        task,
+        renderPrompt(task, policy.tokenizer).tokens,
+        policy,
+      ),
     }));
     // Progress only (never reaches an artefact): trajectories finished and tool calls made so far.
     let finished = 0, calls = 0, callsShown = 0;

@@ -7,15 +7,20 @@
  *
  * Outputs: `weights` (model.safetensors, HF names: later stages' policy), `optimizer`, `curve`
  * (loss per step), `report` (the loss curve as a StageReport for the HTML report, src/report/).
- * Defaults follow the paper's cold-start SFT (ARPO.md §4: lr 7e-6, 3 epochs, cosine).
+ * Defaults follow the paper's cold-start SFT (ARPO.md §4: lr 7e-6, 3 epochs, cosine) for a
+ * pretrained `policy.model`; a model initialized here (`policy.init`, random weights) barely moves
+ * at 7e-6, so its default lr is 1e-3. `steps:` is a budget of optimizer steps that replaces
+ * `epochs` (the keyed epoch shuffles continue until it is spent).
  *
  * ```yaml
  * - sft: { benchmarks: [arith], epochs: 3 }
+ * - sft: { benchmarks: [arith], steps: 60, batch_size: 16 }
  * ```
  */
 import { resolve } from "node:path";
 import { z } from "zod";
 import { ArpoError } from "../../errors.ts";
+import type { ResolvedManifest } from "../../manifest/mod.ts";
 import type { Json } from "../../store/canonical.ts";
 import type { Demonstration } from "../../plugin/contracts.ts";
 import type { TrainSequence } from "../../train/batch.ts";
@@ -32,22 +37,36 @@ import {
   trainableModel,
 } from "./train_shared.ts";
 
+/** The default lr for a pretrained model (the paper's cold-start SFT). */
+export const PRETRAINED_LR = 7e-6;
+/** The default lr for a model initialized here: random weights need far larger steps. */
+export const INIT_LR = 1e-3;
+
 /** `sft` options: demonstrations from manifest benchmarks, or a JSONL file of conversations. */
 export const sftOptionsSchema = z.strictObject({
   benchmarks: z.array(z.string().min(1)).min(1).optional()
     .describe("manifest benchmarks whose demonstrations to train on"),
   data: z.string().min(1).optional()
     .describe("a JSONL file of conversations, relative to the manifest"),
-  split: z.string().min(1).default("train"),
+  split: z.string().min(1).default("train")
+    .describe("the benchmarks' split whose demonstrations are trained on"),
   from: fromSchema,
   questions: questionsSchema.default("all").describe("demonstrations per benchmark"),
-  epochs: z.int().min(1).default(3),
-  lr: z.number().positive().default(7e-6),
-  schedule: z.enum(["constant", "cosine"]).default("cosine"),
+  epochs: z.int().min(1).default(3)
+    .describe("passes over the demonstrations, each in a keyed shuffle (ignored with `steps`)"),
+  // Optional without a default, so manifests that do not set it keep their run ids and keys.
+  steps: z.int().min(1).optional()
+    .describe("optimizer steps to train, replacing `epochs` (shuffled epochs repeat as needed)"),
+  lr: z.number().positive().optional().describe(
+    "peak learning rate; default 7e-6 (PRETRAINED_LR) for a pretrained `policy.model`, 1e-3 " +
+      "(INIT_LR) for a model initialized here (`policy.init`)",
+  ),
+  schedule: z.enum(["constant", "cosine"]).default("cosine")
+    .describe("learning-rate schedule after warm-up (cosine decays to 0 at the last step)"),
   warmup: z.int().min(0).default(0).describe("warm-up steps"),
-  batch_size: z.int().min(1).default(8),
-  weight_decay: z.number().min(0).default(0.01),
-  grad_clip: z.number().positive().default(1.0),
+  batch_size: z.int().min(1).default(8).describe("demonstrations per optimizer step"),
+  weight_decay: z.number().min(0).default(0.01).describe("AdamW weight decay"),
+  grad_clip: z.number().positive().default(1.0).describe("global gradient-norm clip"),
 }).superRefine((v, ctx) => {
   if ((v.benchmarks === undefined) === (v.data === undefined)) {
     ctx.addIssue({
@@ -107,13 +126,20 @@ export function sftSchedule(
   epochs: number,
   batch: number,
   shuffle: (e: number, xs: number[]) => number[],
+  budget?: number,
 ): number[][] {
   const steps: number[][] = [];
-  for (let e = 0; e < epochs; e++) {
+  if (n === 0) return steps;
+  for (let e = 0; budget === undefined ? e < epochs : steps.length < budget; e++) {
     const order = shuffle(e, [...Array(n).keys()]);
     for (let i = 0; i < n; i += batch) steps.push(order.slice(i, i + batch));
   }
-  return steps;
+  return budget === undefined ? steps : steps.slice(0, budget);
+}
+
+/** The lr the stage trains with: the option, else the default for the manifest's policy. */
+export function sftLr(o: SftOptions, policy: ResolvedManifest["policy"]): number {
+  return o.lr ?? ("init" in policy && policy.init !== undefined ? INIT_LR : PRETRAINED_LR);
 }
 
 /** The loss curve as the report's training series (no wall-clock values: the report is hashed). */
@@ -135,10 +161,12 @@ export async function runSft(ctx: StageContext, o: SftOptions): Promise<StageRes
     o.epochs,
     o.batch_size,
     (e, xs) => ctx.stream("epoch", e).shuffle(xs),
+    o.steps,
   );
+  const lr0 = sftLr(o, ctx.manifest.policy);
   const schedule: LrSchedule = o.schedule === "cosine"
-    ? { kind: "cosine", lr: o.lr, totalSteps: plan.length, warmupSteps: o.warmup }
-    : { kind: "constant", lr: o.lr, warmupSteps: o.warmup };
+    ? { kind: "cosine", lr: lr0, totalSteps: plan.length, warmupSteps: o.warmup }
+    : { kind: "constant", lr: lr0, warmupSteps: o.warmup };
   const resumed = await loadTrainCheckpoint(ctx, model);
   const trainer = Trainer.create(model.config, resumed?.state ?? model.weights, {
     objective: { kind: "sft" },
@@ -191,5 +219,9 @@ export const sftStage = defineStage({
   options: sftOptionsSchema,
   references: { benchmarks: { section: "benchmarks" } },
   reads: (o, earlier, name) => weightsSource(o.from, earlier, name),
+  splits: (o) => ({
+    trains: (o.benchmarks ?? []).map((benchmark) => ({ benchmark, split: o.split })),
+  }),
+  trains: () => true,
   run: runSft,
 });
