@@ -239,6 +239,8 @@ interface RlRun {
   rollouts: Record<string, string>;
   evalTasks: Task[];
   policy: OnnxPolicy;
+  /** The policy was released for the update and not yet rebuilt (nothing to release). */
+  policyReleased?: boolean;
   /** The first step to run: 0, or the one after the last checkpoint. */
   start: number;
   /** Wall time by part (timings, outside the identity). */
@@ -261,7 +263,7 @@ export async function runRl(ctx: StageContext, o: RlOptions): Promise<StageResul
     }
     return await finishRl(ctx, run);
   } finally {
-    await run.policy.dispose();
+    if (!run.policyReleased) await run.policy.dispose();
     await run.trainer.release();
   }
 }
@@ -326,6 +328,10 @@ async function rlStep(ctx: StageContext, run: RlRun, step: number): Promise<Json
   const r = await rolloutStep(ctx, run.policy, run.setup, step);
   run.ms.rollout += performance.now() - t;
   run.rollouts[`rollouts_${step}`] = r.stored.index;
+  // The rollout policy is rebuilt from the updated weights anyway: release its sessions and KV
+  // caches now, so the update (the stage's peak) does not hold them too.
+  await run.policy.dispose();
+  run.policyReleased = true;
   const lr = lrAt(run.schedule, step);
   const u = await rlUpdate(
     run.trainer,
@@ -341,8 +347,8 @@ async function rlStep(ctx: StageContext, run: RlRun, step: number): Promise<Json
   );
   run.ms.score += u.scoreMs;
   run.ms.update += u.updateMs;
-  await run.policy.dispose();
   run.policy = await policyWithWeights(ctx, run.model, run.tokenizer, run.trainer.weights);
+  run.policyReleased = false;
   const entry: Record<string, Json> = {
     step: step + 1,
     lr,
