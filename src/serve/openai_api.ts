@@ -288,15 +288,25 @@ async function completions(
     return choice;
   });
   return {
-    id: `cmpl-${n}`,
-    object: "text_completion",
+    ...envelope(`cmpl-${n}`, "text_completion", s, prompt.length * count, completion),
+    choices,
+  };
+}
+
+/**
+ * The fields every OpenAI response carries. `created` is the protocol's wall-clock stamp: it goes
+ * to the client only, never into an artefact (the backend records tokens, not responses' times).
+ */
+function envelope(id: string, object: string, s: Served, promptTokens: number, completion: number) {
+  return {
+    id,
+    object,
     created: Math.floor(Date.now() / 1000),
     model: s.name,
-    choices,
     usage: {
-      prompt_tokens: prompt.length * count,
+      prompt_tokens: promptTokens,
       completion_tokens: completion,
-      total_tokens: prompt.length * count + completion,
+      total_tokens: promptTokens + completion,
     },
   };
 }
@@ -384,15 +394,7 @@ async function chat(s: Served, batcher: Batcher, body: Record<string, unknown>, 
     };
   });
   return {
-    id: `chatcmpl-${n}`,
-    object: "chat.completion",
-    created: Math.floor(Date.now() / 1000),
-    model: s.name,
+    ...envelope(`chatcmpl-${n}`, "chat.completion", s, prompt.length * count, completion),
     choices,
-    usage: {
-      prompt_tokens: prompt.length * count,
-      completion_tokens: completion,
-      total_tokens: prompt.length * count + completion,
-    },
   };
 }

@@ -623,24 +623,27 @@ export function releaseSlot(): void {
   waiting.shift()?.();
 }
 
+/** The result of a call aborted before its program ran (started waiting at `t0`). */
+export function abortedResult(mechanism: SandboxMechanism, t0: number): SandboxResult {
+  return {
+    mechanism,
+    code: null,
+    signal: null,
+    success: false,
+    stdout: "",
+    stderr: "",
+    stdoutTruncated: false,
+    stderrTruncated: false,
+    timedOut: false,
+    aborted: true,
+    limitExceeded: null,
+    durationMs: performance.now() - t0,
+  };
+}
+
 async function execute(mech: SandboxMechanism, req: SandboxRequest): Promise<SandboxResult> {
   const t0 = performance.now();
-  if (!(await acquireSlot(req.signal))) {
-    return {
-      mechanism: mech,
-      code: null,
-      signal: null,
-      success: false,
-      stdout: "",
-      stderr: "",
-      stdoutTruncated: false,
-      stderrTruncated: false,
-      timedOut: false,
-      aborted: true,
-      limitExceeded: null,
-      durationMs: performance.now() - t0,
-    };
-  }
+  if (!(await acquireSlot(req.signal))) return abortedResult(mech, t0);
   try {
     return await executeNow(mech, req, t0);
   } finally {

@@ -18,10 +18,11 @@
  *
  * The server itself runs without the seccomp filter (it needs namespaces): only its own code runs
  * there, and the calls cannot reach it (other PID and network namespaces, no shared descriptor).
- * The python tool does not use it yet: that needs PythonWorker exported from mod.ts.
+ * The python tool serves its calls from one by default (plugins/tools/python.ts, `worker`).
  */
 import { spawn } from "node:child_process";
 import {
+  abortedResult,
   acquireSlot,
   bwrapLaunch,
   DEFAULT_LIMITS,
@@ -542,22 +543,8 @@ export class PythonWorker {
   async run(c: PythonWorkerCall): Promise<SandboxResult> {
     const t0 = performance.now();
     const limits: SandboxLimits = { ...DEFAULT_LIMITS, ...c.limits };
-    const aborted = (): SandboxResult => ({
-      mechanism: "bwrap",
-      code: null,
-      signal: null,
-      success: false,
-      stdout: "",
-      stderr: "",
-      stdoutTruncated: false,
-      stderrTruncated: false,
-      timedOut: false,
-      aborted: true,
-      limitExceeded: null,
-      durationMs: performance.now() - t0,
-    });
     if (this.#dead) throw this.#dead;
-    if (!(await acquireSlot(c.signal))) return aborted();
+    if (!(await acquireSlot(c.signal))) return abortedResult("bwrap", t0);
     const timers: ReturnType<typeof setTimeout>[] = [];
     let guard: ReturnType<typeof setInterval> | undefined;
     try {
