@@ -373,4 +373,21 @@ Deno.test("step summary and stage totals: decisions, branch rate, forks per ques
       infrastructure_failures: 0,
     },
   );
+  // The tool-call cap: counted per step only when it ended a trajectory, totalled as a share.
+  assert.ok(!("tool_cap_ends" in s), "no cap end, no key (ordinary curves keep their bytes)");
+  const capped = stepSummary(questions, { ...m, endReasons: { ...m.endReasons, tool_cap: 3 } });
+  assert.equal(capped.tool_cap_ends, 3);
+  assert.equal(
+    rolloutTotals([
+      { trajectories: 8, tool_calls_per_trajectory: 3, decisions: 0, branches: 0 },
+      {
+        trajectories: 24,
+        tool_calls_per_trajectory: 3,
+        decisions: 0,
+        branches: 0,
+        tool_cap_ends: 4,
+      },
+    ]).tool_cap_rate,
+    4 / 32,
+  );
 });

@@ -47,6 +47,33 @@ Deno.test("sft steps: optional, absent from options that do not set it; a budget
   );
 });
 
+Deno.test("sft group_by_length: groups sorted by length, batches re-shuffled, every sequence once per epoch", () => {
+  const lengths = [5, 90, 12, 70, 33, 64, 8, 41, 99, 27, 50, 3];
+  const id = (_e: number, xs: number[]) => xs;
+  const reversed = (_e: number, _g: number, bs: number[][]) => [...bs].reverse();
+  // 12 sequences, batch 2, groups of 3 batches (6 sequences): group 0 = indices 0–5.
+  const s = sftSchedule(12, 1, 2, id, undefined, { batches: 3, lengths, shuffle: reversed });
+  assert.deepEqual(s, [[2, 0], [5, 4], [1, 3], [6, 11], [7, 9], [8, 10]]);
+  for (const b of s) assert.ok(lengths[b[0]] >= lengths[b[1]], "longest first inside a group");
+  const padded = (bs: number[][]) =>
+    bs.reduce((a, b) => a + b.length * Math.max(...b.map((i) => lengths[i])), 0);
+  assert.ok(
+    padded(s) < padded(sftSchedule(12, 1, 2, id)),
+    "grouping pads less than plain slices",
+  );
+  // Ties keep the shuffle's order; two epochs and a budget work as without grouping.
+  const two = sftSchedule(12, 2, 2, id, 9, { batches: 3, lengths, shuffle: reversed });
+  assert.equal(two.length, 9);
+  assert.deepEqual(two.slice(0, 6).flat().sort((a, b) => a - b), [...Array(12).keys()]);
+  const opts = load(
+    `name: s\n${PLUGINS}stages:\n  - sft: { benchmarks: [arith], group_by_length: 50 }\n`,
+  ).stages[0].options as { group_by_length: number };
+  assert.equal(opts.group_by_length, 50);
+  assert.throws(() =>
+    load(`name: s\n${PLUGINS}stages:\n  - sft: { benchmarks: [arith], group_by_length: 1 }\n`)
+  );
+});
+
 Deno.test("sft lr: 1e-3 for a model initialized here, 7e-6 for a pretrained one, else as set", () => {
   const m = load(`name: s\n${PLUGINS}stages:\n  - sft: { benchmarks: [arith] }\n`);
   const o = m.stages[0].options as Parameters<typeof sftLr>[0];

@@ -4,17 +4,24 @@
  * The engine follows the numerics in effect (numerics_mode.ts; the runner sets the manifest's
  * `runtime.numerics` per stage): `native` runs onnxruntime-node with the provider chosen by
  * `device`, `portable` runs onnxruntime-web's WebAssembly build (numerics_wasm.ts) whatever the
- * device. `auto` tries the GPU providers (cuda, then webgpu) and falls back to CPU, saying why; a
- * device asked for explicitly that cannot start is an ArpoError. The engine and provider actually
- * used are returned so the run record can hold them. Both engines share one Tensor class
+ * device. `auto` tries the GPU providers (cuda, then webgpu on a real GPU adapter: never a
+ * software one such as llvmpipe, which only `device: webgpu` asks for) and falls back to CPU,
+ * saying why; a device asked for explicitly that cannot start is an ArpoError. On webgpu, a graph
+ * the provider cannot take falls back to CPU alone, and nodes it has no kernel for are named
+ * (webgpu_placement.ts), each with a warning line. The engine, provider and adapter actually used
+ * are returned so the run record can hold them. Both engines share one Tensor class
  * (`ort.Tensor`), and `Session.ort` is an InferenceSession either way.
  */
+import { createHash } from "node:crypto";
 import * as ort from "onnxruntime-node";
 import { ArpoError, describeError } from "../errors.ts";
-import type { Graph } from "./graph.ts";
+import { Graph } from "./graph.ts";
+import * as op from "./ops.ts";
 import { currentNumerics, type Numerics, type NumericsScope } from "./numerics_mode.ts";
 import { PORTABLE_ENGINE, wasmEngine } from "./numerics_wasm.ts";
 import { type SerializedModel, serializeModel, type SerializeOptions } from "./serialize.ts";
+import { ensureRuntimeDir, webgpuAdapter, webgpuExclusive } from "./webgpu.ts";
+import { captureStderr, describeMissing, parsePlacement } from "./webgpu_placement.ts";
 
 export type Device = "auto" | "cpu" | "cuda" | "webgpu";
 /** `wasm`: the portable engine (onnxruntime-web's WebAssembly build, on the CPU). */
@@ -34,7 +41,10 @@ export interface SessionOptions {
   threads?: number;
   device?: Device;
   optimization?: OptimizationLevel;
-  /** Called with a one-line message when `auto` falls back to CPU. Default: console.error. */
+  /**
+   * Called with a one-line message when `auto` falls back to CPU, and with each webgpu warning
+   * (a graph on CPU, ops without a WebGPU kernel). Default: console.error, once per message.
+   */
   onFallback?: (message: string) => void;
   /** What the session is for, used in error messages. */
   label?: string;
@@ -63,8 +73,10 @@ export interface Session {
   /** The engine that runs it: onnxruntime-node (native numerics) or onnxruntime-web (portable). */
   readonly engine: Engine;
   readonly numerics: Numerics;
-  /** Why `auto` did not use a GPU provider (undefined when none was tried or one worked). */
+  /** Why `auto` did not use a GPU provider, or why a webgpu graph runs on CPU. */
   readonly fallback?: string;
+  /** webgpu: the adapter it runs on (the Vulkan device name, e.g. "NVIDIA H200"). */
+  readonly adapter?: string;
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
   run(feeds: Record<string, ort.Tensor>): Promise<Record<string, ort.Tensor>>;
@@ -101,11 +113,113 @@ async function tryCreate(
   if (!known.includes(provider)) {
     throw new Error(`this onnxruntime-node build has no '${provider}' provider`);
   }
+  if (provider === "webgpu") return await createWebgpu(model, opts);
   return await ort.InferenceSession.create(model.model, {
     ...baseOptions(opts),
     executionProviders: [provider],
     ...externalOption(model),
   });
+}
+
+const warned = new Set<string>();
+
+function warn(opts: SessionOptions, message: string): void {
+  if (opts.onFallback) return opts.onFallback(message);
+  if (warned.has(message)) return;
+  warned.add(message);
+  console.error(message);
+}
+
+/** Graph structures (digest of the protobuf, weights being external) already checked. */
+const placementChecked = new Set<string>();
+
+/**
+ * A webgpu session. The first time a graph structure is seen, a session is first created at
+ * ORT's verbose log level with stderr captured (webgpu_placement.ts), to name the nodes left
+ * without a WebGPU kernel, and released: the WebGPU provider logs every program it starts at that
+ * level, run options notwithstanding, so the session that runs is created quiet.
+ */
+async function createWebgpu(
+  model: SerializedModel,
+  opts: SessionOptions,
+): Promise<ort.InferenceSession> {
+  ensureRuntimeDir();
+  const create = (verbose: boolean) =>
+    ort.InferenceSession.create(model.model, {
+      ...baseOptions(opts),
+      ...(verbose ? { logSeverityLevel: 0, logVerbosityLevel: 0 } : {}),
+      executionProviders: ["webgpu"],
+      ...externalOption(model),
+    });
+  const key = createHash("sha256").update(model.model).digest("hex");
+  if (!placementChecked.has(key)) {
+    // Under the lock: fd 2 is the process's, so two threads must not capture at once.
+    const log = await webgpuExclusive(async () => {
+      const { value: probe, log } = await captureStderr(() => create(true));
+      await probe.release();
+      return log;
+    });
+    placementChecked.add(key);
+    const p = log === undefined ? undefined : parsePlacement(log);
+    if (p?.missing.size) {
+      const n = [...p.missing.values()].reduce((a, x) => a + x.length, 0);
+      warn(
+        opts,
+        `webgpu: ${opts.label ?? "model"}: no WebGPU kernel for ${describeMissing(p.missing)}; ` +
+          `${n} of ${p.onGpu + p.onCpu} nodes run on the CPU (host copies around them)`,
+      );
+    }
+  }
+  return exclusive(await webgpuExclusive(() => create(false)));
+}
+
+/** A webgpu session whose runs and release hold the process's WebGPU lock (webgpuExclusive). */
+function exclusive(session: ort.InferenceSession): ort.InferenceSession {
+  type Call = (...a: unknown[]) => Promise<unknown>;
+  return new Proxy(session, {
+    get(target, prop) {
+      const v = Reflect.get(target, prop, target);
+      if (prop === "run" || prop === "release") {
+        return (...a: unknown[]) => webgpuExclusive(() => (v as Call).apply(target, a));
+      }
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
+let webgpuProbe: Promise<string | undefined> | undefined;
+
+/**
+ * Why the webgpu provider cannot start here (a one-MatMul graph), or undefined when it can.
+ *
+ * @example
+ * ```ts
+ * const why = await webgpuStartError();
+ * console.log(why ?? "webgpu works here");
+ * ```
+ */
+export function webgpuStartError(): Promise<string | undefined> {
+  webgpuProbe ??= (async () => {
+    try {
+      ensureRuntimeDir();
+      const g = new Graph("webgpu_probe");
+      const x = g.input("x", "float32", [2, 2]);
+      g.output(op.matmul(x, x), "y");
+      await webgpuExclusive(async () => {
+        const s = await ort.InferenceSession.create(serializeModel(g), {
+          executionProviders: ["webgpu"],
+          logSeverityLevel: 3,
+        });
+        await s.release();
+      });
+      return undefined;
+    } catch (e) {
+      // ORT's message names a source line; what the Vulkan loader sees says why in words.
+      const { why: vulkan } = webgpuAdapter();
+      return (vulkan ? `${vulkan}; ` : "") + describeError(e).split("\n")[0];
+    }
+  })();
+  return webgpuProbe;
 }
 
 /** Initializers held outside the protobuf, handed to ORT from memory (not copied here). */
@@ -142,6 +256,21 @@ export async function createSession(
   if (device === "auto") {
     const why: string[] = [];
     for (const p of ["cuda", "webgpu"] as const) {
+      if (p === "webgpu") {
+        // A software adapter is a correctness device, far slower than the CPU path: never chosen
+        // unless asked for by name.
+        const { adapter, why: none } = webgpuAdapter();
+        if (!adapter || adapter.software) {
+          why.push(
+            `webgpu: ${
+              adapter
+                ? `only a software adapter (${adapter.name}); ask for it with device: webgpu`
+                : none
+            }`,
+          );
+          continue;
+        }
+      }
       try {
         session = await tryCreate(bytes, p, opts);
         provider = p;
@@ -154,19 +283,28 @@ export async function createSession(
       fallback = `device auto: no GPU execution provider could start (${
         why.join("; ")
       }); running ${label} on CPU`;
-      (opts.onFallback ?? ((m: string) => console.error(m)))(fallback);
+      warn(opts, fallback);
     }
   } else if (device !== "cpu") {
     try {
       session = await tryCreate(bytes, device, opts);
       provider = device;
     } catch (e) {
-      throw new ArpoError(
-        `device '${device}' was requested for ${label} but its execution provider could not ` +
-          `start: ${describeError(e).split("\n")[0]}. Use device: cpu (or auto to fall back to ` +
-          `CPU automatically).`,
-        { cause: e },
-      );
+      const startError = device === "webgpu" ? await webgpuStartError() : "cannot tell";
+      if (startError === undefined) {
+        // The provider works here but not for this graph: this graph alone runs on CPU.
+        fallback = `webgpu: ${label} could not run on the WebGPU provider (${
+          describeError(e).split("\n")[0]
+        }); running it on CPU`;
+        warn(opts, fallback);
+      } else {
+        throw new ArpoError(
+          `device '${device}' was requested for ${label} but its execution provider could not ` +
+            `start: ${describeError(e).split("\n")[0]}. Use device: cpu (or auto to fall back ` +
+            `to CPU automatically).`,
+          { cause: e },
+        );
+      }
     }
   }
   if (!session) {
@@ -186,6 +324,7 @@ export async function createSession(
     engine: "onnxruntime-node",
     numerics: "native",
     fallback,
+    ...(provider === "webgpu" ? { adapter: webgpuAdapter().adapter?.name ?? "unknown" } : {}),
     inputNames: s.inputNames,
     outputNames: s.outputNames,
     run: (feeds) => s.run(feeds) as Promise<Record<string, ort.Tensor>>,

@@ -6,9 +6,17 @@ import { join } from "node:path";
 import { ArpoError } from "../errors.ts";
 import { type PolicyConfig, type PolicyInit, resolveModelDir } from "../manifest/policy.ts";
 import type { DecoderConfig } from "../model/config.ts";
-import { type DecoderModel, initModel, loadModelDir } from "../model/load.ts";
+import { readGenerationConfig } from "../model/generation_config.ts";
+import {
+  type DecoderModel,
+  hasTokenizer,
+  initModel,
+  loadModelDir,
+  MODEL_FILES,
+} from "../model/load.ts";
 import { defaultReadFile, type ReadFile } from "../model/safetensors.ts";
-import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
+import { loadTokenizer, type Tokenizer, type TokenizerLike } from "../model/tokenizer.ts";
+import { TokenIdsOnly } from "../model/tokenizer_ids.ts";
 import type { Device } from "../onnx/session.ts";
 import { OnnxPolicy } from "./onnx_policy.ts";
 
@@ -22,6 +30,24 @@ export interface LoadPolicyOptions {
   /** Seed for `init:` policies (the run's seed). Default 0. */
   seed?: number | string;
   onFallback?: (message: string) => void;
+  /**
+   * "optional": a `policy.model` directory without tokenizer.json loads with token ids only
+   * (TokenIdsOnly, which refuses text), for uses that involve no text (training on token data).
+   * Default "required": such a directory is refused before its weights are read.
+   */
+  tokenizer?: "required" | "optional";
+}
+
+/** The tokenizer files a model directory lacks (empty: it has them). */
+export async function missingTokenizerFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const f of MODEL_FILES.filter((f) => f !== "config.json")) {
+    try {
+      if ((await Deno.stat(join(dir, f))).isFile) continue;
+    } catch { /* missing */ }
+    out.push(f);
+  }
+  return out;
 }
 
 /** The decoder config for an `init:` policy with this tokenizer. */
@@ -54,14 +80,43 @@ export function initConfig(init: PolicyInit, tokenizer: Tokenizer): DecoderConfi
   };
 }
 
-/** The in-memory model and tokenizer a `policy:` section describes (no session yet). */
+/**
+ * The in-memory model and tokenizer a `policy:` section describes (no session yet); with
+ * `tokenizer: "optional"`, a directory without tokenizer.json gives token ids only.
+ */
 export async function loadPolicyModel(
   config: PolicyConfig,
-  opts: { baseDir: string; readFile?: ReadFile; seed?: number | string },
-): Promise<{ model: DecoderModel; tokenizer: Tokenizer }> {
+  opts: {
+    baseDir: string;
+    readFile?: ReadFile;
+    seed?: number | string;
+    tokenizer: "optional";
+  },
+): Promise<{ model: DecoderModel; tokenizer: TokenizerLike }>;
+export async function loadPolicyModel(
+  config: PolicyConfig,
+  opts: { baseDir: string; readFile?: ReadFile; seed?: number | string; tokenizer?: "required" },
+): Promise<{ model: DecoderModel; tokenizer: Tokenizer }>;
+export async function loadPolicyModel(
+  config: PolicyConfig,
+  opts: {
+    baseDir: string;
+    readFile?: ReadFile;
+    seed?: number | string;
+    tokenizer?: "required" | "optional";
+  },
+): Promise<{ model: DecoderModel; tokenizer: TokenizerLike }> {
   const dir = resolveModelDir(config, opts.baseDir);
   if (dir !== undefined) {
     const readFile = opts.readFile ?? defaultReadFile;
+    if (opts.tokenizer === "optional" && !(await hasTokenizer(dir))) {
+      const model = await loadModelDir(dir, { readFile, requireTokenizer: false });
+      // EOS as `model generate` takes it without a tokenizer: config.json and generation_config.
+      const gen = await readGenerationConfig(dir);
+      const c = model.config;
+      const eos = [...new Set([...c.eosTokenIds, ...(gen.eosTokenIds ?? [])])];
+      return { model, tokenizer: new TokenIdsOnly(c.vocabSize, eos, dir, c.bosTokenId) };
+    }
     const model = await loadModelDir(dir, { readFile });
     // The tokenizer reads its own files; pass them through readFile too so they are tracked.
     for (const f of ["tokenizer.json", "tokenizer_config.json"]) {
@@ -80,7 +135,9 @@ export async function loadPolicy(
   config: PolicyConfig,
   opts: LoadPolicyOptions,
 ): Promise<OnnxPolicy> {
-  const { model, tokenizer } = await loadPolicyModel(config, opts);
+  const { model, tokenizer } = opts.tokenizer === "optional"
+    ? await loadPolicyModel(config, { ...opts, tokenizer: "optional" })
+    : await loadPolicyModel(config, { ...opts, tokenizer: "required" });
   return await OnnxPolicy.create(model, tokenizer, {
     threads: opts.threads,
     device: opts.device,

@@ -13,6 +13,7 @@ import type { Stream } from "../rng.ts";
 import type { DecoderModel } from "../model/load.ts";
 import { BufferPool, EMPTY_CACHE, KvSlab, type SeqCache } from "../model/kv_cache.ts";
 import { MASK_NEG } from "../model/decoder_graph.ts";
+import { WEBGPU_MIN_TOKENS, webgpuBucket } from "../onnx/webgpu.ts";
 import {
   DecoderRuntime,
   type ForwardOutput,
@@ -66,6 +67,11 @@ export class OnnxPolicy implements Policy {
   #nextId = 1;
   readonly #prefillChunk: number;
   readonly #scoreBudget: number;
+  /**
+   * Pad rows, new tokens and sampled positions up to buckets (webgpu only: the provider compiles
+   * a pipeline per shape class; the CPU path keeps its exact shapes and bytes).
+   */
+  readonly #bucketed: boolean;
 
   private constructor(
     readonly model: DecoderModel,
@@ -78,6 +84,12 @@ export class OnnxPolicy implements Policy {
     this.maxPositions = model.config.maxPositionEmbeddings;
     this.#prefillChunk = opts.prefillChunk ?? 256;
     this.#scoreBudget = opts.scoreBudget ?? 4096;
+    this.#bucketed = runtime.provider === "webgpu";
+  }
+
+  /** Slab rows for n sequences. */
+  #rowsFor(n: number): number {
+    return this.#bucketed ? webgpuBucket(n) : n;
   }
 
   static async create(
@@ -287,7 +299,7 @@ export class OnnxPolicy implements Policy {
     let rows = all;
     let slab = new KvSlab(
       cfg,
-      rows.length,
+      this.#rowsFor(rows.length),
       Math.max(...rows.map((r) => r.seq.tokens.length)) + 1,
       this.#pool,
     );
@@ -295,10 +307,17 @@ export class OnnxPolicy implements Policy {
     const active = new Set(rows);
     try {
       while (active.size > 0) {
-        const B = rows.length;
+        // slab.rows is rows.length on the CPU; on webgpu the rows beyond are padding.
+        const B = slab.rows;
         let T = 1;
         for (const r of rows) {
           if (active.has(r)) T = Math.max(T, Math.min(r.pending.length, this.#prefillChunk));
+        }
+        if (this.#bucketed) {
+          T = Math.min(
+            Math.max(WEBGPU_MIN_TOKENS, webgpuBucket(T)),
+            Math.max(T, this.#prefillChunk),
+          );
         }
         const P = slab.cap;
         const S = P + T;
@@ -326,10 +345,14 @@ export class OnnxPolicy implements Policy {
             at.push(BigInt(b * T + n - 1));
           }
         });
+        for (let b = rows.length; b < B; b++) {
+          for (let t = 0; t < T; t++) bias[(b * T + t) * S + P + t] = 0; // padding rows
+        }
         if (at.length === 0) {
           // Only long prefills this step: still need one logits row for the graph.
           at.push(0n);
         }
+        if (this.#bucketed) { while (at.length < webgpuBucket(at.length)) at.push(0n); }
         const out = await this.runtime.forward({
           B,
           T,
@@ -368,7 +391,7 @@ export class OnnxPolicy implements Policy {
         // Compact when at most half the slab's rows are still decoding.
         if (active.size > 0 && active.size <= rows.length / 2) {
           const keep = rows.filter((r) => active.has(r));
-          const next = new KvSlab(cfg, keep.length, slab.cap, this.#pool);
+          const next = new KvSlab(cfg, this.#rowsFor(keep.length), slab.cap, this.#pool);
           rows.forEach((r, b) => {
             if (active.has(r)) next.copyRow(slab, b, keep.indexOf(r));
           });
@@ -380,6 +403,15 @@ export class OnnxPolicy implements Policy {
     } finally {
       slab.dispose();
     }
+  }
+
+  /** Per layer a [B, kvH, 1, hd] block of zeros (a masked cache slot). */
+  #zeroSlot(B: number): Float32Array[] {
+    const c = this.model.config;
+    return Array.from(
+      { length: c.numLayers },
+      () => new Float32Array(B * c.numKvHeads * c.headDim),
+    );
   }
 
   #stopped(r: Row, id: number): GenerateResult["stop"] | undefined {
@@ -423,16 +455,19 @@ export class OnnxPolicy implements Policy {
       ) {
         batch.push(order[s++]);
       }
-      const B = batch.length;
-      const Tn = Math.max(T, 1);
+      // Padded up to buckets on webgpu (rows and positions beyond the batch attend to themselves).
+      const B = this.#rowsFor(batch.length);
+      const Tn = this.#bucketed ? webgpuBucket(Math.max(T, 1)) : Math.max(T, 1);
       const inputIds = new BigInt64Array(B * Tn);
       const positionIds = new BigInt64Array(B * Tn);
-      const bias = new Float32Array(B * Tn * Tn).fill(MASK_NEG);
+      // webgpu: one masked cache slot, since the provider crashes on empty [B, kvH, 0, hd] feeds.
+      const Ps = this.#bucketed ? 1 : 0, S = Ps + Tn;
+      const bias = new Float32Array(B * Tn * S).fill(MASK_NEG);
       const at: bigint[] = [], targets: bigint[] = [];
       batch.forEach((i, b) => {
         const tk = items[i].tokens, n = tk.length - 1;
         for (let t = 0; t < Tn; t++) {
-          const o = (b * Tn + t) * Tn;
+          const o = (b * Tn + t) * S + Ps;
           if (t < n) {
             inputIds[b * Tn + t] = BigInt(tk[t]);
             positionIds[b * Tn + t] = BigInt(t);
@@ -444,21 +479,30 @@ export class OnnxPolicy implements Policy {
           targets.push(BigInt(tk[t + 1]));
         }
       });
+      for (let b = batch.length; b < B; b++) {
+        for (let t = 0; t < Tn; t++) bias[(b * Tn + t) * S + Ps + t] = 0;
+      }
       if (at.length === 0) {
         at.push(0n);
         targets.push(0n);
+      }
+      if (this.#bucketed) {
+        while (at.length < webgpuBucket(at.length)) {
+          at.push(0n);
+          targets.push(0n);
+        }
       }
       const invT = inverseTemperature(temperature);
       const res = await this.runtime.forward({
         B,
         T: Tn,
-        P: 0,
+        P: Ps,
         inputIds,
         positionIds,
         bias,
         logitsAt: BigInt64Array.from(at),
-        pastKeys: empty,
-        pastValues: empty,
+        pastKeys: Ps ? this.#zeroSlot(B) : empty,
+        pastValues: Ps ? this.#zeroSlot(B) : empty,
         invTemperature: new Float32Array(at.length).fill(invT),
         targetIds: BigInt64Array.from(targets),
       }, ["target_logprob", "entropy"]);
@@ -480,8 +524,13 @@ export class OnnxPolicy implements Policy {
     return out;
   }
 
+  #disposed = false;
+
+  /** Release the session (a second call does nothing: a stage may release it before the runner). */
   async dispose(): Promise<void> {
     this.#seqs.clear();
+    if (this.#disposed) return;
+    this.#disposed = true;
     await this.runtime.release();
   }
 }

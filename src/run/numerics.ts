@@ -54,7 +54,7 @@ async function kernelCanary(
   h: ReturnType<typeof createHash>,
   threads: number,
   device: Device,
-): Promise<Provider> {
+): Promise<{ provider: Provider; adapter?: string }> {
   const [M, K, N] = [19, 300, 37];
   const g = new Graph("numerics_canary");
   const x = g.input("x", "float32", [M, K]);
@@ -76,7 +76,7 @@ async function kernelCanary(
       h.update(name);
       h.update(bytesOf(out[name].data as Float32Array));
     }
-    return s.provider;
+    return { provider: s.provider, adapter: s.adapter };
   } finally {
     await s.release();
   }
@@ -143,7 +143,7 @@ async function compute(
   device: Device,
 ): Promise<NumericsFingerprint> {
   const h = createHash("sha256");
-  const provider = await kernelCanary(h, threads, device);
+  const { provider, adapter } = await kernelCanary(h, threads, device);
   await trainingCanary(h, threads, device);
   const portable = numerics === "portable";
   const fp: NumericsFingerprint = {
@@ -159,5 +159,6 @@ async function compute(
     canary: h.digest("hex"),
   };
   if (portable) fp.wasm_binary = PORTABLE_WASM_SHA256;
+  if (adapter) fp.adapter = adapter;
   return fp;
 }

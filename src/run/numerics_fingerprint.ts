@@ -22,6 +22,8 @@ export type NumericsFingerprint = {
   /** Intra-op threads (native) or WebAssembly threads (portable). */
   threads: number;
   cpu: CpuNumerics;
+  /** GPU providers: the adapter that ran (webgpu: the Vulkan device name). */
+  adapter?: string;
   /** Portable: sha256 of the WebAssembly binary that ran. */
   wasm_binary?: string;
   /** sha256 of the canary's outputs on this engine, provider and thread count. */
@@ -29,7 +31,15 @@ export type NumericsFingerprint = {
 };
 
 /** The fields whose equality means "computes alike" (the CPU is descriptive; the canary decides). */
-const DECIDING = ["numerics", "engine", "engine_version", "provider", "threads", "canary"] as const;
+const DECIDING = [
+  "numerics",
+  "engine",
+  "engine_version",
+  "provider",
+  "adapter",
+  "threads",
+  "canary",
+] as const;
 
 /** The fingerprint a record or stage holds, if it is one (records from before have none). */
 export function asFingerprint(v: Json | undefined): NumericsFingerprint | undefined {
@@ -39,7 +49,7 @@ export function asFingerprint(v: Json | undefined): NumericsFingerprint | undefi
     : undefined;
 }
 
-/** Whether two fingerprints compute alike: same engine, version, provider, threads and canary. */
+/** Whether two fingerprints compute alike: same engine, version, provider, adapter, threads and canary. */
 export function sameNumerics(a: NumericsFingerprint, b: NumericsFingerprint): boolean {
   return DECIDING.every((k) => a[k] === b[k]);
 }
@@ -90,7 +100,8 @@ export function describeNumerics(fp: NumericsFingerprint): string {
   const cpu = fp.numerics === "portable"
     ? `${c.arch}; its class ${c.isa} does not enter the WebAssembly engine's numerics`
     : `${c.arch}, MLAS class ${isa}`;
-  return `${fp.numerics}: ${fp.engine} ${fp.engine_version} on ${fp.provider}, ` +
+  const on = fp.adapter ? `${fp.provider} (${fp.adapter})` : fp.provider;
+  return `${fp.numerics}: ${fp.engine} ${fp.engine_version} on ${on}, ` +
     `${fp.threads} thread${fp.threads === 1 ? "" : "s"}; ${c.vendor} ${c.model} (${cpu}); ` +
     `canary ${fp.canary.slice(0, 16)}`;
 }

@@ -27,19 +27,26 @@ export const defaultPolicyFactory: PolicyFactory = async (input) => {
   const config = modelPath ? { model: modelPath } : manifest.policy;
   const runtime = { threads: manifest.runtime.threads, device: manifest.runtime.device };
   const w = request.weights;
+  // `tokenizer: "optional"` (sft on token ids): a directory without tokenizer files loads too.
+  const tokenizer = request.tokenizer === "optional" ? "optional" : "required";
   if (w === undefined) {
-    return await loadPolicy(config, { baseDir: input.baseDir, ...runtime, seed: manifest.seed });
+    return await loadPolicy(config, {
+      baseDir: input.baseDir,
+      ...runtime,
+      seed: manifest.seed,
+      tokenizer,
+    });
   }
-  const { model, tokenizer } = await loadPolicyModel(config, {
-    baseDir: input.baseDir,
-    seed: manifest.seed,
-  });
+  const loaded = tokenizer === "optional"
+    ? await loadPolicyModel(config, { baseDir: input.baseDir, seed: manifest.seed, tokenizer })
+    : await loadPolicyModel(config, { baseDir: input.baseDir, seed: manifest.seed });
+  const { model } = loaded;
   const where = `checkpoint weights ${w.slice(0, 12)}`;
   const bytes = await input.store.getBytes(w);
   const weights = validateWeights(model.config, parseSafetensors(bytes, where), where);
   return await OnnxPolicy.create(
     { config: model.config, weights, digest: weightsDigest(model.config, weights) },
-    tokenizer,
+    loaded.tokenizer,
     runtime,
   );
 };

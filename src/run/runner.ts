@@ -42,6 +42,7 @@ import type {
 } from "./stages.ts";
 import { storeToolCache, toolCacheScope } from "./tool_cache.ts";
 import { runtimeVersions } from "./versions.ts";
+import { checkPolicyTokenizer } from "./tokenizer_gate.ts";
 import { peakRssMb, resetPeakRss } from "./peak_rss.ts";
 import { numericsOf, withNumerics } from "../onnx/numerics_mode.ts";
 
@@ -333,6 +334,15 @@ async function planRun(
   // A model the user supplies that is not there fails now, before anything is loaded or stored.
   const modelDir = opts.archive ? undefined : resolveModelDir(manifest.policy, view.baseDir);
   if (modelDir) await checkModelPath(modelDir, where(view, ["policy", "model"]));
+  // Stages that need text with a directory that has no tokenizer: refused before anything loads.
+  if (modelDir) {
+    await checkPolicyTokenizer(
+      modelDir,
+      manifest.stages,
+      stageKindsOf(opts),
+      where(view, ["policy", "model"]),
+    );
+  }
 
   const data = new DataAccess(store, view.baseDir, opts.archive?.identity.data);
   const tLoad = performance.now();

@@ -88,6 +88,11 @@ export interface ProgressUpdate {
  */
 export interface PolicyRequest {
   weights?: string;
+  /**
+   * "optional": the stage uses no text (sft on token data), so a `policy.model` directory
+   * without tokenizer files loads with token ids only; by default it is refused.
+   */
+  tokenizer?: "optional";
   [key: string]: unknown;
 }
 
@@ -162,6 +167,12 @@ export interface StageKind<S extends z.ZodType = z.ZodType> extends StageSchema 
    * a stage measures can be warned about (run/split_overlap.ts).
    */
   splits?(options: z.output<S>): { trains?: BenchmarkSplit[]; measures?: BenchmarkSplit[] };
+  /**
+   * Whether the stage, with these options, turns text into tokens or back (rollouts, text
+   * demonstrations), which needs the policy's tokenizer: a `policy.model` directory without
+   * tokenizer files is refused before anything loads (run/tokenizer_gate.ts). Default: true.
+   */
+  needsTokenizer?(options: z.output<S>): boolean;
   run(ctx: StageContext, options: z.output<S>): Promise<StageResult>;
 }
 

@@ -245,6 +245,10 @@ export async function keyMetrics(store: Store, rec: RunRecord): Promise<string[]
         if (typeof all.branch_rate === "number") {
           rows.push(["branch rate (all steps)", fmtNum(all.branch_rate)]);
         }
+        if (typeof all.tool_calls_per_trajectory === "number") {
+          // Absent when the cap ended no trajectory (the metric is written only when it did).
+          rows.push(["ended by the tool-call cap", fmtNum(num(all.tool_cap_rate) ?? 0)]);
+        }
         const evals = steps.filter((x) => isObj(x.eval));
         if (evals.length) {
           const e = evals.at(-1)!;

@@ -372,7 +372,8 @@ async function runGenerate(
     return 0;
   }
   Deno.stdout.writeSync(enc.encode((dec ? dec.flush() : "") + "\n"));
-  printGenerateSummary(res, secs, ids.length, policy.device);
+  const adapter = policy.runtime.session.adapter;
+  printGenerateSummary(res, secs, ids.length, policy.device + (adapter ? ` (${adapter})` : ""));
   return 0;
 }
 

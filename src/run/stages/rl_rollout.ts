@@ -121,7 +121,8 @@ export async function rolloutStep(
  * branch and no_branch decisions (null when there are none). `infrastructure_failures`:
  * trajectories whose tool call failed for the machine's reasons, left out of the update and of
  * the group advantages (train/advantages.ts); present only when there are some, so the curve of
- * an ordinary run keeps its bytes.
+ * an ordinary run keeps its bytes. `tool_cap_ends`: trajectories the tool-call cap
+ * (`sampling.max_tool_calls`) ended, present likewise only when the cap bound.
  */
 export function stepSummary(
   questions: readonly QuestionRollout[],
@@ -152,6 +153,7 @@ export function stepSummary(
     zero_advantage_groups: questions.length > 0 ? zeroGroups / questions.length : 0,
   };
   if (m.infrastructureFailures) out.infrastructure_failures = m.infrastructureFailures;
+  if (m.endReasons.tool_cap) out.tool_cap_ends = m.endReasons.tool_cap;
   return out;
 }
 
@@ -170,14 +172,22 @@ const PROGRESS_METRICS = [
  * an evaluation before the first step, are skipped): `tool_calls_per_trajectory` = mean over all
  * trajectories of all steps, `branch_rate` = all branches / all decisions (0 with no decisions,
  * as GRPO), `infrastructure_failures` = trajectories of the steps and samples of the evaluations
- * (`eval`) lost to infrastructure failures (0 in an ordinary run).
+ * (`eval`) lost to infrastructure failures (0 in an ordinary run), `tool_cap_rate` = share of
+ * all trajectories that the tool-call cap ended (only when it ended some: other runs keep their
+ * bytes).
  */
 export function rolloutTotals(
   steps: readonly Json[],
-): { tool_calls_per_trajectory: number; branch_rate: number; infrastructure_failures: number } {
-  let trajectories = 0, calls = 0, decisions = 0, branches = 0, failures = 0;
+): {
+  tool_calls_per_trajectory: number;
+  branch_rate: number;
+  infrastructure_failures: number;
+  tool_cap_rate?: number;
+} {
+  let trajectories = 0, calls = 0, decisions = 0, branches = 0, failures = 0, capped = 0;
   for (const e of steps as Record<string, Json>[]) {
     if (typeof e.infrastructure_failures === "number") failures += e.infrastructure_failures;
+    if (typeof e.tool_cap_ends === "number") capped += e.tool_cap_ends;
     const ev = e.eval as Record<string, Json> | undefined;
     if (typeof ev?.infrastructure_failures === "number") failures += ev.infrastructure_failures;
     const n = e.trajectories, c = e.tool_calls_per_trajectory;
@@ -194,6 +204,7 @@ export function rolloutTotals(
     tool_calls_per_trajectory: trajectories > 0 ? calls / trajectories : 0,
     branch_rate: decisions > 0 ? branches / decisions : 0,
     infrastructure_failures: failures,
+    ...(capped > 0 && trajectories > 0 ? { tool_cap_rate: capped / trajectories } : {}),
   };
 }
 

@@ -18,7 +18,7 @@ import {
   runRollout,
 } from "../../rollout/mod.ts";
 import type { LoadedPlugin } from "../../plugin/loaded.ts";
-import type { StageContext } from "../stages.ts";
+import type { PolicyRequest, StageContext } from "../stages.ts";
 import { StageTools } from "./stage_tools.ts";
 
 // The stage tool runtime lives in stage_tools.ts; re-exported for the stages that import it here.
@@ -128,12 +128,16 @@ export function selectReward(
 
 /**
  * The policy this stage runs: the weights of the earlier stage it reads (options.ts
- * `weightsSource`, the stage kind's `reads`), else the manifest's policy.
+ * `weightsSource`, the stage kind's `reads`), else the manifest's policy; `extra` adds to the
+ * request (`tokenizer: "optional"` for a stage that uses no text).
  */
-export async function stagePolicy(ctx: StageContext): Promise<Policy> {
+export async function stagePolicy(
+  ctx: StageContext,
+  extra: Omit<PolicyRequest, "weights"> = {},
+): Promise<Policy> {
   const weights = Object.values(ctx.inputs).map((i) => i.outputs.weights)
     .find((w) => w !== undefined);
-  return await (weights === undefined ? ctx.policy() : ctx.policy({ weights }));
+  return await (weights === undefined ? ctx.policy(extra) : ctx.policy({ ...extra, weights }));
 }
 
 export interface ChunkedRollout {

@@ -15,17 +15,26 @@ import type { TrainerState } from "../../train/trainer.ts";
 import type { StageContext } from "../stages.ts";
 import { stagePolicy } from "./rollout_shared.ts";
 
-/** The model (config, weights) and tokenizer the stage trains: the latest earlier weights. */
+/**
+ * The model (config, weights) and tokenizer the stage trains: the latest earlier weights. With
+ * `text: false` (token data only) a `policy.model` directory without tokenizer files loads with
+ * token ids only.
+ */
 export async function trainableModel(
   ctx: StageContext,
+  opts: { text?: boolean } = {},
 ): Promise<{ model: DecoderModel; tokenizer: TokenizerLike }> {
-  const p = await stagePolicy(ctx);
+  const p = await stagePolicy(ctx, opts.text === false ? { tokenizer: "optional" } : {});
   if (!(p instanceof OnnxPolicy)) {
     throw new ArpoError(
       `stage '${ctx.name}': training needs the ONNX decoder policy (a policy.model directory or ` +
         `policy.init); this run's policy backend cannot be trained here`,
     );
   }
+  // The stage only needs the weights: its inference session (ORT's copy of the weights and
+  // packed matrices, ~2x the weights) would otherwise stay alive, unused, through every step.
+  // The runner's dispose at the stage's end finds it released and ignores that.
+  await p.dispose();
   return { model: p.model, tokenizer: p.tokenizer };
 }
 
