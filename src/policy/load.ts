@@ -80,31 +80,28 @@ export function initConfig(init: PolicyInit, tokenizer: Tokenizer): DecoderConfi
   };
 }
 
+/** Where a policy's files are read from: the manifest's directory, a reader, the init seed. */
+export interface PolicyModelOptions {
+  baseDir: string;
+  readFile?: ReadFile;
+  seed?: number | string;
+}
+
 /**
  * The in-memory model and tokenizer a `policy:` section describes (no session yet); with
  * `tokenizer: "optional"`, a directory without tokenizer.json gives token ids only.
  */
 export async function loadPolicyModel(
   config: PolicyConfig,
-  opts: {
-    baseDir: string;
-    readFile?: ReadFile;
-    seed?: number | string;
-    tokenizer: "optional";
-  },
+  opts: PolicyModelOptions & { tokenizer: "optional" },
 ): Promise<{ model: DecoderModel; tokenizer: TokenizerLike }>;
 export async function loadPolicyModel(
   config: PolicyConfig,
-  opts: { baseDir: string; readFile?: ReadFile; seed?: number | string; tokenizer?: "required" },
+  opts: PolicyModelOptions & { tokenizer?: "required" },
 ): Promise<{ model: DecoderModel; tokenizer: Tokenizer }>;
 export async function loadPolicyModel(
   config: PolicyConfig,
-  opts: {
-    baseDir: string;
-    readFile?: ReadFile;
-    seed?: number | string;
-    tokenizer?: "required" | "optional";
-  },
+  opts: PolicyModelOptions & { tokenizer?: "required" | "optional" },
 ): Promise<{ model: DecoderModel; tokenizer: TokenizerLike }> {
   const dir = resolveModelDir(config, opts.baseDir);
   if (dir !== undefined) {
