@@ -12,29 +12,26 @@
 import { Store } from "../src/store/store.ts";
 import { readSweep, resolveSweepId } from "../src/store/sweeps.ts";
 import { readRecord } from "../src/store/records.ts";
+import { parseTreeLines } from "../src/rollout/artifacts.ts";
+import { mean } from "../src/eval/metrics.ts";
 
 interface BatchObject {
   metrics: { questions: number; toolCalls: { total: number } };
   questions: { tree: string }[];
 }
 
-/** Generated tokens of a stored tree (JSON lines: a question line, then its segments). */
+/** Generated tokens of a stored tree: each generated segment once. */
 async function treeGeneratedTokens(store: Store, digest: string): Promise<number> {
   const text = new TextDecoder().decode(await store.getBytes(digest, "tree"));
-  let n = 0;
-  for (const line of text.split("\n")) {
-    if (!line) continue;
-    const seg = JSON.parse(line) as { type?: string; kind?: string; tokens?: number[] };
-    if (seg.type === "segment" && seg.kind === "gen") n += seg.tokens?.length ?? 0;
-  }
-  return n;
+  return parseTreeLines(text, `tree ${digest}`).segments
+    .filter((s) => s.kind === "gen")
+    .reduce((n, s) => n + (s.tokens as number[]).length, 0);
 }
 
 const median = (xs: number[]) => {
   const s = [...xs].sort((a, b) => a - b), m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 };
-const mean = (xs: number[]) => xs.reduce((a, x) => a + x, 0) / xs.length;
 
 if (import.meta.main) {
   const args = [...Deno.args];

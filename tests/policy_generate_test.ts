@@ -362,3 +362,22 @@ Deno.test("policy: rows that stop early leave the batch (compaction, cache growt
     await p.dispose();
   }
 });
+
+Deno.test("policy: a sequence asked for twice, or an empty one, is refused before any work", async () => {
+  const p = await policyFor(FIXTURE_MODELS[0]);
+  try {
+    const a = p.create([1, 2, 3], stream(1, "a")), empty = p.create([], stream(1, "e"));
+    const stop = { maxTokens: 2 }, params = GREEDY;
+    await assert.rejects(
+      () => p.generate([{ seq: a, stop }, { seq: a, stop }], params),
+      new RegExp(`sequence ${a} requested twice`),
+    );
+    await assert.rejects(
+      () => p.generate([{ seq: a, stop }, { seq: empty, stop }], params),
+      new RegExp(`sequence ${empty} is empty \\(give it a prompt\\)`),
+    );
+    assert.equal(p.stats.tokensForwarded, 0, "nothing was forwarded");
+  } finally {
+    await p.dispose();
+  }
+});

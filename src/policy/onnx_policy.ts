@@ -20,6 +20,7 @@ import {
   type HeadOutput,
   type RuntimeOptions,
 } from "../model/runtime.ts";
+import { checkGenerateRequests } from "./requests.ts";
 import { inverseTemperature, sampleFromProbs, uniformAt } from "./sampling.ts";
 import type {
   GeneratedToken,
@@ -166,19 +167,12 @@ export class OnnxPolicy implements Policy {
     params: SamplingParams,
     options: GenerateOptions = {},
   ): Promise<GenerateResult[]> {
-    const seen = new Set<SeqId>();
+    checkGenerateRequests(requests, (seq) => this.#get(seq).tokens.length);
     const eos = this.tokenizer.eosTokenIds;
     const rows: Row[] = [];
     const results = new Map<GenerateRequest, GenerateResult>();
     for (const req of requests) {
-      if (seen.has(req.seq)) {
-        throw new ArpoError(`policy.generate: sequence ${req.seq} requested twice`);
-      }
-      seen.add(req.seq);
       const seq = this.#get(req.seq);
-      if (seq.tokens.length === 0) {
-        throw new ArpoError(`policy.generate: sequence ${req.seq} is empty (give it a prompt)`);
-      }
       const strings = (req.stop.strings ?? []).filter((s) => s.length > 0);
       const row: Row = {
         req,

@@ -31,6 +31,7 @@ import {
   type ParsedCompletion,
   topKEntropyOf,
 } from "./server_protocol.ts";
+import { checkGenerateRequests } from "./requests.ts";
 import { requestKey, ResponseLog, type ServerProvenance } from "./server_record.ts";
 import type {
   GeneratedToken,
@@ -210,16 +211,7 @@ export class ServerPolicy implements Policy {
     params: SamplingParams,
     options: GenerateOptions = {},
   ): Promise<GenerateResult[]> {
-    const seen = new Set<SeqId>();
-    for (const r of requests) {
-      if (seen.has(r.seq)) {
-        throw new ArpoError(`policy.generate: sequence ${r.seq} requested twice`);
-      }
-      seen.add(r.seq);
-      if (this.#get(r.seq).tokens.length === 0) {
-        throw new ArpoError(`policy.generate: sequence ${r.seq} is empty (give it a prompt)`);
-      }
-    }
+    checkGenerateRequests(requests, (seq) => this.#get(seq).tokens.length);
     const want = options.topLogprobs ?? 0;
     if (want > this.config.top_logprobs) {
       throw new ArpoError(

@@ -246,8 +246,7 @@ export function sftSchedule(
     const size = batch * grouping.batches, len = grouping.lengths;
     for (let g = 0; g * size < n; g++) {
       const group = order.slice(g * size, (g + 1) * size);
-      const rank = new Map(group.map((x, k) => [x, k]));
-      group.sort((a, b) => len[b] - len[a] || rank.get(a)! - rank.get(b)!);
+      group.sort((a, b) => len[b] - len[a]); // stable: ties keep the shuffle's order
       steps.push(...grouping.shuffle(e, g, cut(group)));
     }
   }
