@@ -6,7 +6,6 @@
  */
 import assert from "node:assert/strict";
 import python from "../plugins/tools/python.ts";
-import { resolveSandbox } from "../src/tools/sandbox.ts";
 import {
   createToolRuntime,
   replayFromRecords,
@@ -18,14 +17,11 @@ import type { Tool } from "../src/plugin/contracts.ts";
 import type { ToolCallOutcome } from "../src/tools/types.ts";
 import { rm, scratchStore } from "./fixtures/helpers.ts";
 import { testContext } from "./fixtures/tools/context.ts";
+import { workingMechanisms } from "./fixtures/tools/sandbox_mechanisms.ts";
 
-let ignore = false;
-try {
-  await resolveSandbox("auto");
-} catch (e) {
-  ignore = true;
-  console.log(`tools_load_test: no sandbox here, python cases skipped: ${(e as Error).message}`);
-}
+// The python cases run under each sandbox mechanism that works here.
+const MECHS = await workingMechanisms();
+if (MECHS.length === 0) console.log("tools_load_test: no sandbox here, python cases skipped");
 
 /** A ToolCache in memory that remembers every put. */
 function memoryCache(): ToolCache & { puts: string[] } {
@@ -75,84 +71,94 @@ while time.process_time() < ${cpu}:
     pass
 print("done", 18 * 107)`;
 
-Deno.test({
-  name: "load: a python call near its CPU limit gives the same result quiet and under burners",
-  ignore,
-  fn: async () => {
-    // The default wall-clock guard (3 × 0.5 + 5 s) would do; a wide one keeps the test
-    // meaningful on a CI machine that is loaded already: the limit that decides is CPU time.
-    const tool = await python({ timeout_s: 0.5, wall_s: 60 }, testContext({ name: "python" }));
-    const rt = createToolRuntime([{ name: "python", tool, digest: "a".repeat(64) }]);
-    const cases = [near(0.35), near(5)]; // under the 0.5 s limit; over it
-    const quiet: ToolCallOutcome[] = [];
-    for (const c of cases) quiet.push(await rt.call("python", c));
-    assert.equal(quiet[0].output, "done 1926");
-    assert.equal(quiet[1].output, "Error: execution exceeded the CPU-time limit (0.5s)");
-    const stop = startBurners();
-    let loaded: ToolCallOutcome[];
-    try {
-      // Two of each at once, with a burner on every core.
-      loaded = await Promise.all([...cases, ...cases].map((c, i) =>
-        // A different site each, so the runtime does not share one live call.
-        createToolRuntime([{ name: "python", tool, digest: "b".repeat(64) }]).call(
-          "python",
-          c + `\n# ${i}`,
-        )
-      ));
-    } finally {
-      await stop();
-    }
-    for (const [i, o] of loaded.entries()) {
-      const q = quiet[i % 2];
-      assert.deepEqual(
-        [o.output, o.error, o.timedOut, o.infrastructureFailure],
-        [q.output, q.error, q.timedOut, undefined],
-        `call ${i} under load (${o.durationMs.toFixed(0)} ms, quiet ${q.durationMs.toFixed(0)} ms)`,
+for (const mech of MECHS) {
+  Deno.test({
+    name:
+      `load [${mech}]: a python call near its CPU limit gives the same result quiet and under burners`,
+    fn: async () => {
+      // The default wall-clock guard (3 × 0.5 + 5 s) would do; a wide one keeps the test
+      // meaningful on a CI machine that is loaded already: the limit that decides is CPU time.
+      const tool = await python(
+        { timeout_s: 0.5, wall_s: 60, sandbox: mech },
+        testContext({ name: "python" }),
       );
-    }
-    console.log(
-      `near-limit call: quiet ${quiet[0].durationMs.toFixed(0)} ms, under burners ${
-        loaded.map((o) => o.durationMs.toFixed(0)).join("/")
-      } ms — same results`,
-    );
-    await rt.close();
-  },
-});
+      const rt = createToolRuntime([{ name: "python", tool, digest: "a".repeat(64) }]);
+      const cases = [near(0.35), near(5)]; // under the 0.5 s limit; over it
+      const quiet: ToolCallOutcome[] = [];
+      for (const c of cases) quiet.push(await rt.call("python", c));
+      assert.equal(quiet[0].output, "done 1926");
+      assert.equal(quiet[1].output, "Error: execution exceeded the CPU-time limit (0.5s)");
+      const stop = startBurners();
+      let loaded: ToolCallOutcome[];
+      try {
+        // Two of each at once, with a burner on every core.
+        loaded = await Promise.all([...cases, ...cases].map((c, i) =>
+          // A different site each, so the runtime does not share one live call.
+          createToolRuntime([{ name: "python", tool, digest: "b".repeat(64) }]).call(
+            "python",
+            c + `\n# ${i}`,
+          )
+        ));
+      } finally {
+        await stop();
+      }
+      for (const [i, o] of loaded.entries()) {
+        const q = quiet[i % 2];
+        assert.deepEqual(
+          [o.output, o.error, o.timedOut, o.infrastructureFailure],
+          [q.output, q.error, q.timedOut, undefined],
+          `call ${i} under load (${o.durationMs.toFixed(0)} ms, quiet ${
+            q.durationMs.toFixed(0)
+          } ms)`,
+        );
+      }
+      console.log(
+        `near-limit call: quiet ${quiet[0].durationMs.toFixed(0)} ms, under burners ${
+          loaded.map((o) => o.durationMs.toFixed(0)).join("/")
+        } ms — same results`,
+      );
+      await rt.close();
+    },
+  });
 
-Deno.test({
-  name: "load: the wall-clock guard retries once, then reports an infrastructure failure",
-  ignore,
-  fn: async () => {
-    const tool = await python({ timeout_s: 1, wall_s: 0.5 }, testContext({ name: "python" }));
-    const cache = memoryCache();
-    const records: unknown[] = [];
-    const rt = createToolRuntime([{ name: "python", tool, digest: "c".repeat(64) }], {
-      cache,
-      onRecord: (r) => records.push(r),
-      retryDelayMs: 10,
-    });
-    const o = await rt.call("python", "import time\ntime.sleep(30)");
-    assert.equal(o.output, "Error: execution timed out after 0.5s");
-    assert.equal(o.timedOut, true);
-    assert.equal(o.attempts, 2);
-    assert.equal(
-      o.infrastructureFailure,
-      "wall-clock guard fired twice (execution timed out after 0.5s)",
-    );
-    assert.deepEqual(cache.puts, [], "never cached");
-    // Asked again: live again (nothing recorded as the answer).
-    const again = await rt.call("python", "import time\ntime.sleep(30)");
-    assert.deepEqual([again.source, again.attempts], ["live", 2]);
-    // A replay built from these records does not hand the failure back as the answer.
-    const replay = replayFromRecords(rt.records());
-    assert.equal(
-      await replay.get(toolCallKey("c".repeat(64), "import time\ntime.sleep(30)")),
-      undefined,
-    );
-    assert.equal(records.length, 2);
-    await rt.close();
-  },
-});
+  Deno.test({
+    name:
+      `load [${mech}]: the wall-clock guard retries once, then reports an infrastructure failure`,
+    fn: async () => {
+      const tool = await python(
+        { timeout_s: 1, wall_s: 0.5, sandbox: mech },
+        testContext({ name: "python" }),
+      );
+      const cache = memoryCache();
+      const records: unknown[] = [];
+      const rt = createToolRuntime([{ name: "python", tool, digest: "c".repeat(64) }], {
+        cache,
+        onRecord: (r) => records.push(r),
+        retryDelayMs: 10,
+      });
+      const o = await rt.call("python", "import time\ntime.sleep(30)");
+      assert.equal(o.output, "Error: execution timed out after 0.5s");
+      assert.equal(o.timedOut, true);
+      assert.equal(o.attempts, 2);
+      assert.equal(
+        o.infrastructureFailure,
+        "wall-clock guard fired twice (execution timed out after 0.5s)",
+      );
+      assert.deepEqual(cache.puts, [], "never cached");
+      // Asked again: live again (nothing recorded as the answer).
+      const again = await rt.call("python", "import time\ntime.sleep(30)");
+      assert.deepEqual([again.source, again.attempts], ["live", 2]);
+      // A replay built from these records does not hand the failure back as the answer.
+      const replay = replayFromRecords(rt.records());
+      assert.equal(
+        await replay.get(toolCallKey("c".repeat(64), "import time\ntime.sleep(30)")),
+        undefined,
+      );
+      assert.equal(records.length, 2);
+      await rt.close();
+    },
+  });
+}
 
 Deno.test("load: a call that times out once and then answers is a normal (cached) result", async () => {
   let n = 0;

@@ -10,6 +10,7 @@ import { resolveSandbox, SandboxUnavailableError } from "../src/tools/sandbox.ts
 import { createToolRuntime } from "../src/tools/runtime.ts";
 import type { Tool } from "../src/plugin/contracts.ts";
 import { testContext } from "./fixtures/tools/context.ts";
+import { hiding, workingMechanisms } from "./fixtures/tools/sandbox_mechanisms.ts";
 
 let sandboxWhy: string | null = null;
 try {
@@ -85,15 +86,9 @@ Deno.test({
   },
 });
 
-// The hostile corpus runs under every mechanism that works here (bubblewrap, where installed;
-// the retired unshare mechanism always refuses). More in tests/tools_sandbox_hostile_test.ts.
-const MECHS: "bwrap"[] = [];
-for (const m of ["bwrap"] as const) {
-  try {
-    await resolveSandbox(m);
-    MECHS.push(m);
-  } catch { /* not here */ }
-}
+// The hostile corpus runs under every mechanism that works here (bubblewrap where installed,
+// and the unshare mechanism). More in tests/tools_sandbox_hostile_test.ts.
+const MECHS = await workingMechanisms();
 
 for (const mech of MECHS) {
   const mk = (o: Record<string, unknown> = {}) => make({ sandbox: mech, ...o });
@@ -352,9 +347,37 @@ Deno.test({
     if (ignore) {
       await assert.rejects(make(), /sandbox: none/);
     }
+    // No mechanism at all (both hidden from the probe): the tool refuses to load.
+    await hiding(["bwrap", "unshare"], async () => {
+      await assert.rejects(
+        make(),
+        (e: Error) =>
+          e instanceof SandboxUnavailableError &&
+          /^tool 'python': no sandbox mechanism works on this machine \(bwrap: .*; unshare: /
+            .test(e.message) &&
+          /sandbox: none/.test(e.message),
+      );
+    });
     // Bad options are refused by the schema.
     await assert.rejects(make({ sandbox: "docker" }));
     await assert.rejects(make({ timeout_s: -1 }));
+  },
+});
+
+Deno.test({
+  name: "python: without bwrap, auto runs the code in the unshare sandbox",
+  ignore: !MECHS.includes("unshare"),
+  fn: async () => {
+    await hiding(["bwrap"], async () => {
+      const ctx = testContext({ name: "python" });
+      const tool = await python({}, ctx);
+      try {
+        assert.ok(ctx.logs.includes("sandbox: unshare"), ctx.logs.join("\n"));
+        assert.equal(await run(tool, "import os\nprint(os.getcwd())\n6 * 7"), "/tmp/arpo-sbx\n42");
+      } finally {
+        await tool.close?.();
+      }
+    });
   },
 });
 
@@ -410,22 +433,12 @@ const tool = await python({ sandbox: "none" }, testContext({ name: "python" }));
 console.log("none:", await tool.call("6 * 7", { signal: new AbortController().signal, timeoutMs: 10000 }));
 `,
     );
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", "--config", new URL("../deno.json", import.meta.url).pathname, script],
-      clearEnv: true,
-      env: {
-        PATH: dir,
-        HOME: Deno.env.get("HOME") ?? dir,
-        ...(Deno.env.get("DENO_DIR") ? { DENO_DIR: Deno.env.get("DENO_DIR")! } : {}),
-      },
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
+    const out = await runWithPath(script, dir);
     const text = new TextDecoder().decode(out.stdout);
     assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
     const [avail, load, none] = text.trim().split("\n");
     assert.match(avail, /^SandboxUnavailableError: no sandbox mechanism works on this machine/);
-    assert.match(avail, /\(bwrap: `bwrap` is not installed\)/);
+    assert.match(avail, /\(bwrap: `bwrap` is not installed; unshare: `\w+` is not installed\)/);
     assert.match(avail, /`with: \{ sandbox: none \}`/);
     assert.match(load, /^SandboxUnavailableError: tool 'python': no sandbox mechanism/);
     // The explicit opt-out still runs (python3 is looked up on the child's own clean PATH).
@@ -455,3 +468,63 @@ Deno.test({
     await rt.close();
   },
 });
+
+Deno.test({
+  name: "python: a machine with util-linux, bash and python3 but no bwrap runs code under unshare",
+  ignore: !MECHS.includes("unshare"),
+  fn: async () => {
+    // A child process whose PATH has what a fresh Debian has, but no bwrap (no test switch).
+    const dir = await Deno.makeTempDir({ prefix: "arpo-nobwrap-" });
+    try {
+      for (const t of ["bash", "sh", "prlimit", "setpriv", "python3"]) {
+        const p = ["/usr/bin", "/bin"].map((d) => `${d}/${t}`).find((p) => {
+          try {
+            return Deno.statSync(p).isFile;
+          } catch {
+            return false;
+          }
+        });
+        if (p) await Deno.symlink(p, join(dir, t));
+      }
+      const script = join(dir, "probe.ts");
+      const root = new URL("../", import.meta.url).href;
+      await Deno.writeTextFile(
+        script,
+        `import python from "${root}plugins/tools/python.ts";
+import { resolveSandbox } from "${root}src/tools/sandbox.ts";
+import { testContext } from "${root}tests/fixtures/tools/context.ts";
+console.log(await resolveSandbox("auto"));
+const ctx = testContext({ name: "python" });
+const tool = await python({}, ctx);
+console.log(ctx.logs.join(" "));
+console.log(await tool.call("import os\\nprint(os.getcwd())\\n6 * 7", { signal: new AbortController().signal, timeoutMs: 30000 }));
+`,
+      );
+      const out = await runWithPath(script, dir);
+      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+      assert.deepEqual(new TextDecoder().decode(out.stdout).trim().split("\n"), [
+        "unshare",
+        "sandbox: unshare",
+        "/tmp/arpo-sbx",
+        "42",
+      ]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+/** Run a Deno script in a clean environment whose PATH is only `dir` (the tools it may find). */
+function runWithPath(script: string, dir: string): Promise<Deno.CommandOutput> {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--config", new URL("../deno.json", import.meta.url).pathname, script],
+    clearEnv: true,
+    env: {
+      PATH: dir,
+      HOME: Deno.env.get("HOME") ?? dir,
+      ...(Deno.env.get("DENO_DIR") ? { DENO_DIR: Deno.env.get("DENO_DIR")! } : {}),
+    },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+}

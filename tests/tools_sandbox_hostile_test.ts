@@ -1,22 +1,30 @@
 /**
  * The sandbox against hostile programs (issue 13): Unix sockets on the host's filesystem, a 0600
- * file in the user's home, memory across 4 processes, disk fill, and a process tree that must
- * die with its runner (SIGKILL, SIGTERM) leaving no scratch directory. Everything runs as the
- * test's own user and, when that is root, again as `nobody` (a child process under setpriv) —
- * the two paths of the sandbox (fresh uid under root; the caller's uid otherwise).
+ * file in the user's home, memory across 4 processes, disk fill, seccomp denials, and a process
+ * tree that must die with its runner (SIGKILL, SIGTERM) leaving no scratch directory. Everything
+ * runs under each mechanism that works here (bwrap, unshare), as the test's own user and, when
+ * that is root, again as `nobody` (a child process under setpriv) — the two paths of the sandbox
+ * (fresh uid under root; the caller's uid otherwise). The fixture's sandboxes use `auto`, made to
+ * resolve to the mechanism under test by ARPO_SANDBOX_HIDE.
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { resolveSandbox, runSandboxed, SANDBOX_CONCURRENCY } from "../src/tools/sandbox.ts";
+import {
+  findExecutable,
+  launcherPython,
+  runSandboxed,
+  SANDBOX_CONCURRENCY,
+} from "../src/tools/sandbox.ts";
 import { type HostileResults, runHostileCases } from "./fixtures/tools/hostile_cases.ts";
+import {
+  type Mechanism,
+  only,
+  onlyEnv,
+  workingMechanisms,
+} from "./fixtures/tools/sandbox_mechanisms.ts";
 
-let ignore = false;
-try {
-  await resolveSandbox("auto");
-} catch (e) {
-  ignore = true;
-  console.log(`tools_sandbox_hostile_test: no sandbox here, skipped: ${(e as Error).message}`);
-}
+const MECHS = await workingMechanisms();
+if (MECHS.length === 0) console.log("tools_sandbox_hostile_test: no sandbox here, skipped");
 
 const FIXTURE = new URL("./fixtures/tools/hostile_cases.ts", import.meta.url).pathname;
 const NOBODY = 65534;
@@ -91,8 +99,9 @@ async function unprivilegedDeno(): Promise<{ deno: string; dir: string } | strin
   return { deno, dir };
 }
 
-/** `deno run` of the fixture, as this user or (with `nobody`) as nobody. */
+/** `deno run` of the fixture under `mech`, as this user or (with `nobody`) as nobody. */
 function fixtureCommand(
+  mech: Mechanism,
   args: string[],
   nobody?: { deno: string; dir: string },
 ): Deno.Command {
@@ -106,81 +115,52 @@ function fixtureCommand(
     ...args,
   ];
   if (!nobody) {
-    return new Deno.Command(Deno.execPath(), { args: run, stdout: "piped", stderr: "piped" });
+    return new Deno.Command(Deno.execPath(), {
+      args: run,
+      env: onlyEnv(mech),
+      stdout: "piped",
+      stderr: "piped",
+    });
   }
   return new Deno.Command("setpriv", {
     args: [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", "--", nobody.deno, ...run],
     clearEnv: true,
-    env: { PATH: "/usr/local/bin:/usr/bin:/bin", HOME: home!, DENO_DIR: home!, NO_COLOR: "1" },
+    env: {
+      PATH: "/usr/local/bin:/usr/bin:/bin",
+      HOME: home!,
+      DENO_DIR: home!,
+      NO_COLOR: "1",
+      ...onlyEnv(mech),
+    },
     stdout: "piped",
     stderr: "piped",
   });
 }
 
-Deno.test({
-  name: "sandbox hostile: sockets, home secrets, memory over 4 processes, disk fill (this user)",
-  ignore,
-  fn: async () => {
-    const home = Deno.env.get("HOME");
-    let dir: string | undefined;
-    // The user's real home when it is writable (the realistic case), else a stand-in.
-    let base = home;
-    try {
-      if (!base) throw new Error("no HOME");
-      const probe = join(base, `.arpo-hostile-${Deno.pid}`);
-      await Deno.mkdir(probe);
-      base = probe;
-    } catch {
-      base = dir = await Deno.makeTempDir({ prefix: "arpo-home-" });
-    }
-    try {
-      assertHeld(await runHostileCases(base), `uid ${Deno.uid()}`);
-    } finally {
-      await Deno.remove(dir ?? base, { recursive: true }).catch(() => {});
-    }
-  },
-});
-
-Deno.test({
-  name: "sandbox hostile: the same corpus as an unprivileged user (nobody)",
-  ignore,
-  fn: async () => {
-    const nobody = await unprivilegedDeno();
-    if (typeof nobody === "string") {
-      console.log(`tools_sandbox_hostile_test: unprivileged run skipped: ${nobody}`);
-      return;
-    }
-    try {
-      const out = await fixtureCommand([join(nobody.dir, "home")], nobody).output();
-      const text = new TextDecoder().decode(out.stdout).trim();
-      assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
-      const r: HostileResults = JSON.parse(text);
-      assert.equal(r.uid, NOBODY);
-      assertHeld(r, "nobody");
-    } finally {
-      await Deno.remove(nobody.dir, { recursive: true });
-    }
-  },
-});
-
 /**
- * Start a runner with a sandboxed sleeping tree, kill the runner, and check all is gone. `early`:
- * kill it as soon as bwrap appears, during the sandbox's set-up (before bwrap's own parent-death
- * signal is in place).
+ * Start a runner with a sandboxed sleeping tree under `mech`, kill the runner, and check all is
+ * gone. `early`: kill it as soon as bwrap (or the unshare launcher) appears, during the sandbox's
+ * set-up (before its own parent-death signal is in place).
  */
 async function killRunner(
+  mech: Mechanism,
   signal: Deno.Signal,
   nobody?: { deno: string; dir: string },
   early = false,
   mode: "forktree" | "workertree" = "forktree",
 ) {
   const marker = `77.${Deno.pid}${Math.floor(performance.now())}`;
-  const child = fixtureCommand([mode, marker], nobody).spawn();
+  const child = fixtureCommand(mech, [mode, marker], nobody).spawn();
+  // The sandbox's first process on the host: bwrap, or the launcher's interpreter.
+  const first = mech === "bwrap" ? findExecutable("bwrap")! : `${launcherPython()} -I -S -c`;
   try {
     if (early) {
-      for (let i = 0; i < 2000 && processesWith(marker, "/usr/bin/bwrap").length === 0; i++) {
-        await sleep(1);
+      let seen = false;
+      for (let i = 0; i < 5000 && !seen; i++) {
+        seen = processesWith(marker, first).length > 0;
+        if (!seen) await sleep(1);
       }
+      assert.ok(seen, `no ${first} process appeared`);
       child.kill(signal);
       await child.status;
       // Whatever had started must go, and the tree must never come up.
@@ -195,6 +175,10 @@ async function killRunner(
       pids = processesWith(`sleep ${marker}`);
     }
     assert.equal(pids.length, 8, `the tree started (${pids.length} of 8 sleepers)`);
+    if (mode === "forktree") {
+      // Sandboxed by the mechanism under test (a worker's calls come through its stdin).
+      assert.ok(processesWith(marker, first).length > 0, `no ${first} process`);
+    }
     // The scratch directory exists only inside the sandbox's mount namespace (a tmpfs there).
     const state = `/proc/${pids[0]}/root/tmp/arpo-sbx/state.txt`;
     assert.equal(await Deno.readTextFile(state), marker);
@@ -218,36 +202,83 @@ async function killRunner(
   }
 }
 
-Deno.test({
-  name: "sandbox hostile: a process tree dies with its runner (SIGKILL, SIGTERM), scratch and all",
-  ignore,
-  fn: async () => {
-    await killRunner("SIGKILL");
-    await killRunner("SIGTERM");
-    await killRunner("SIGKILL", undefined, true);
-    await killRunner("SIGKILL", undefined, false, "workertree"); // a persistent worker's call
-    const nobody = await unprivilegedDeno();
-    if (typeof nobody === "string") {
-      console.log(`tools_sandbox_hostile_test: unprivileged kill skipped: ${nobody}`);
-      return;
-    }
-    try {
-      await killRunner("SIGKILL", nobody);
-    } finally {
-      await Deno.remove(nobody.dir, { recursive: true });
-    }
-  },
-});
+for (const mech of MECHS) {
+  Deno.test({
+    name:
+      `sandbox hostile [${mech}]: sockets, home secrets, memory over 4 processes, disk fill (this user)`,
+    fn: async () => {
+      const home = Deno.env.get("HOME");
+      let dir: string | undefined;
+      // The user's real home when it is writable (the realistic case), else a stand-in.
+      let base = home;
+      try {
+        if (!base) throw new Error("no HOME");
+        const probe = join(base, `.arpo-hostile-${Deno.pid}`);
+        await Deno.mkdir(probe);
+        base = probe;
+      } catch {
+        base = dir = await Deno.makeTempDir({ prefix: "arpo-home-" });
+      }
+      try {
+        assertHeld(await only(mech, () => runHostileCases(base)), `${mech}, uid ${Deno.uid()}`);
+      } finally {
+        await Deno.remove(dir ?? base, { recursive: true }).catch(() => {});
+      }
+    },
+  });
 
-Deno.test({
-  name: "sandbox hostile: the seccomp filter denies namespaces, mounts and kernel surface",
-  ignore,
-  fn: async () => {
-    const r = await runSandboxed({
-      argv: [
-        "python3",
-        "-c",
-        `import ctypes, json, os, socket, subprocess, threading
+  Deno.test({
+    name: `sandbox hostile [${mech}]: the same corpus as an unprivileged user (nobody)`,
+    fn: async () => {
+      const nobody = await unprivilegedDeno();
+      if (typeof nobody === "string") {
+        console.log(`tools_sandbox_hostile_test: unprivileged run skipped: ${nobody}`);
+        return;
+      }
+      try {
+        const out = await fixtureCommand(mech, [join(nobody.dir, "home")], nobody).output();
+        const text = new TextDecoder().decode(out.stdout).trim();
+        assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+        const r: HostileResults = JSON.parse(text);
+        assert.equal(r.uid, NOBODY);
+        assertHeld(r, `${mech}, nobody`);
+      } finally {
+        await Deno.remove(nobody.dir, { recursive: true });
+      }
+    },
+  });
+
+  Deno.test({
+    name:
+      `sandbox hostile [${mech}]: a process tree dies with its runner (SIGKILL, SIGTERM), scratch and all`,
+    fn: async () => {
+      await killRunner(mech, "SIGKILL");
+      await killRunner(mech, "SIGTERM");
+      await killRunner(mech, "SIGKILL", undefined, true);
+      await killRunner(mech, "SIGKILL", undefined, false, "workertree"); // a persistent worker's call
+      const nobody = await unprivilegedDeno();
+      if (typeof nobody === "string") {
+        console.log(`tools_sandbox_hostile_test: unprivileged kill skipped: ${nobody}`);
+        return;
+      }
+      try {
+        await killRunner(mech, "SIGKILL", nobody);
+      } finally {
+        await Deno.remove(nobody.dir, { recursive: true });
+      }
+    },
+  });
+
+  Deno.test({
+    name:
+      `sandbox hostile [${mech}]: the seccomp filter denies namespaces, mounts and kernel surface`,
+    fn: async () => {
+      const r = await runSandboxed({
+        mode: mech,
+        argv: [
+          "python3",
+          "-c",
+          `import ctypes, json, os, socket, subprocess, threading
 libc = ctypes.CDLL(None, use_errno=True)
 out = {}
 def sys(name, nr, *args):
@@ -288,53 +319,54 @@ try:
 except ChildProcessError:
     out["children"] = "none"
 print(json.dumps(out))`,
-      ],
-    });
-    const out = JSON.parse(r.stdout || `{"stderr": ${JSON.stringify(r.stderr)}}`);
-    const EPERM = "Operation not permitted";
-    const EAF = "Address family not supported by protocol";
-    assert.deepEqual(out, {
-      unshare: EPERM,
-      mount: EPERM,
-      ptrace: EPERM,
-      keyctl: EPERM,
-      bpf: EPERM,
-      io_uring_setup: EPERM,
-      perf_event_open: EPERM,
-      userfaultfd: EPERM,
-      setns: EPERM,
-      AF_NETLINK: EAF,
-      AF_PACKET: EAF,
-      AF_VSOCK: EAF,
-      thread: "ok",
-      subprocess: "ok",
-      socketpair: "ok",
-      fork: "7",
-      children: "none", // the sandbox's own helpers are not the program's children
-    });
-  },
-});
+        ],
+      });
+      const out = JSON.parse(r.stdout || `{"stderr": ${JSON.stringify(r.stderr)}}`);
+      const EPERM = "Operation not permitted";
+      const EAF = "Address family not supported by protocol";
+      assert.deepEqual(out, {
+        unshare: EPERM,
+        mount: EPERM,
+        ptrace: EPERM,
+        keyctl: EPERM,
+        bpf: EPERM,
+        io_uring_setup: EPERM,
+        perf_event_open: EPERM,
+        userfaultfd: EPERM,
+        setns: EPERM,
+        AF_NETLINK: EAF,
+        AF_PACKET: EAF,
+        AF_VSOCK: EAF,
+        thread: "ok",
+        subprocess: "ok",
+        socketpair: "ok",
+        fork: "7",
+        children: "none", // the sandbox's own helpers are not the program's children
+      });
+    },
+  });
 
-Deno.test({
-  name: "sandbox: no more than SANDBOX_CONCURRENCY sandboxes run at once; the rest wait",
-  ignore,
-  fn: async () => {
-    const marker = `0.4${Deno.pid}`;
-    const n = 2 * SANDBOX_CONCURRENCY + 1;
-    let most = 0;
-    let done = false;
-    const watch = (async () => {
-      while (!done) {
-        most = Math.max(most, processesWith(marker, "sleep").length);
-        await sleep(10);
-      }
-    })();
-    const rs = await Promise.all(
-      Array.from({ length: n }, () => runSandboxed({ argv: ["sleep", marker] })),
-    );
-    done = true;
-    await watch;
-    assert.deepEqual(rs.map((r) => r.success), Array(n).fill(true));
-    assert.ok(most >= 1 && most <= SANDBOX_CONCURRENCY, `${most} sleepers at once`);
-  },
-});
+  Deno.test({
+    name:
+      `sandbox [${mech}]: no more than SANDBOX_CONCURRENCY sandboxes run at once; the rest wait`,
+    fn: async () => {
+      const marker = `0.4${Deno.pid}`;
+      const n = 2 * SANDBOX_CONCURRENCY + 1;
+      let most = 0;
+      let done = false;
+      const watch = (async () => {
+        while (!done) {
+          most = Math.max(most, processesWith(marker, "sleep").length);
+          await sleep(10);
+        }
+      })();
+      const rs = await Promise.all(
+        Array.from({ length: n }, () => runSandboxed({ argv: ["sleep", marker], mode: mech })),
+      );
+      done = true;
+      await watch;
+      assert.deepEqual(rs.map((r) => r.success), Array(n).fill(true));
+      assert.ok(most >= 1 && most <= SANDBOX_CONCURRENCY, `${most} sleepers at once`);
+    },
+  });
+}

@@ -1,19 +1,16 @@
 /**
- * The persistent python worker (src/tools/sandbox_worker.ts): for the same program it gives what
- * a one-process sandbox gives (output, exit, limits), nothing a call leaves behind is visible to
- * the next or to a concurrent one, and it dies with its runner.
+ * The persistent python worker (src/tools/sandbox_worker.ts), in each sandbox mechanism that
+ * works here: for the same program it gives what a one-process sandbox of the same mechanism
+ * gives (output, exit, limits), nothing a call leaves behind is visible to the next or to a
+ * concurrent one, and it dies with its runner (tests/tools_sandbox_hostile_test.ts).
  */
 import assert from "node:assert/strict";
-import { resolveSandbox, runSandboxed, type SandboxResult } from "../src/tools/sandbox.ts";
+import { runSandboxed, type SandboxResult } from "../src/tools/sandbox.ts";
 import { PythonWorker } from "../src/tools/sandbox_worker.ts";
+import { type Mechanism, only, workingMechanisms } from "./fixtures/tools/sandbox_mechanisms.ts";
 
-let ignore = false;
-try {
-  await resolveSandbox("auto");
-} catch (e) {
-  ignore = true;
-  console.log(`tools_sandbox_worker_test: no sandbox here, skipped: ${(e as Error).message}`);
-}
+const MECHS = await workingMechanisms();
+if (MECHS.length === 0) console.log("tools_sandbox_worker_test: no sandbox here, skipped");
 
 /** A small stand-in for the python tool's wrapper: seed, read the code from stdin, run it. */
 const WRAPPER = `import random, sys
@@ -25,15 +22,28 @@ exec(compile(src, "<code>", "exec"), {"__name__": "__main__"})`;
 const PRELOAD = ["random", "sys"];
 const ENV = { PYTHONHASHSEED: "0", PYTHONIOENCODING: "utf-8", PYTHONDONTWRITEBYTECODE: "1" };
 
-const start = () =>
-  PythonWorker.start({ python: "python3", wrapper: WRAPPER, preload: PRELOAD, env: ENV });
-const oneProcess = (code: string, limits = {}, maxOutputBytes?: number, seed = 7) =>
+const start = (mechanism: Mechanism) =>
+  PythonWorker.start({
+    python: "python3",
+    wrapper: WRAPPER,
+    preload: PRELOAD,
+    env: ENV,
+    mechanism,
+  });
+const oneProcess = (
+  mode: Mechanism,
+  code: string,
+  limits = {},
+  maxOutputBytes?: number,
+  seed = 7,
+) =>
   runSandboxed({
     argv: ["python3", "-s", "-c", WRAPPER, String(seed)],
     stdin: code,
     env: ENV,
     limits: { wallMs: 60_000, ...limits },
     maxOutputBytes,
+    mode,
   });
 const comparable = (r: SandboxResult) => ({
   stdout: r.stdout,
@@ -79,41 +89,42 @@ const CORPUS: [string, Record<string, number>?, number?][] = [
   ["import sys\nsys.stdout.buffer.write(bytes(range(256)) * 300)\nprint('\\u00e9\\0end')"],
   ["import os, signal\nos.kill(os.getpid(), signal.SIGTERM)"],
   ["input()"],
+  // The call cannot stop its init, nor reach the server (another PID namespace).
+  ["import os, signal\nos.kill(1, signal.SIGKILL)\nprint(sorted(p for p in os.listdir('/proc') if p.isdigit()))"],
 ];
 
-Deno.test({
-  name: "worker: each program gives what a one-process sandbox gives",
-  ignore,
-  fn: async () => {
-    const w = await start();
-    try {
-      for (const [code, limits, cap] of CORPUS) {
-        const want = comparable(await oneProcess(code, limits, cap));
-        const got = comparable(
-          await w.run({
-            code,
-            seed: 7,
-            limits: { wallMs: 60_000, ...limits },
-            maxOutputBytes: cap,
-          }),
-        );
-        assert.deepEqual(got, want, code);
+for (const mech of MECHS) {
+  Deno.test({
+    name: `worker [${mech}]: each program gives what a one-process sandbox gives`,
+    fn: async () => {
+      const w = await start(mech);
+      try {
+        for (const [code, limits, cap] of CORPUS) {
+          const want = comparable(await oneProcess(mech, code, limits, cap));
+          const got = comparable(
+            await w.run({
+              code,
+              seed: 7,
+              limits: { wallMs: 60_000, ...limits },
+              maxOutputBytes: cap,
+            }),
+          );
+          assert.deepEqual(got, want, code);
+        }
+      } finally {
+        await w.close();
       }
-    } finally {
-      await w.close();
-    }
-  },
-});
+    },
+  });
 
-Deno.test({
-  name: "worker: nothing one call leaves is visible to the next or to a concurrent one",
-  ignore,
-  fn: async () => {
-    const w = await start();
-    try {
-      const first = await w.run({
-        seed: 1,
-        code: `import json, os, socket, subprocess
+  Deno.test({
+    name: `worker [${mech}]: nothing one call leaves is visible to the next or to a concurrent one`,
+    fn: async () => {
+      const w = await start(mech);
+      try {
+        const first = await w.run({
+          seed: 1,
+          code: `import json, os, socket, subprocess
 open("left.txt", "w").write("secret")
 open("/dev/shm/left", "w").write("secret")
 os.environ["LEFT"] = "secret"
@@ -123,10 +134,10 @@ s = socket.socket(socket.AF_UNIX)
 s.bind("\\0arpo-left")
 s.listen(1)
 print("left", len([p for p in os.listdir("/proc") if p.isdigit()]))`,
-      });
-      // PIDs 1, 2 and 4 (init, program, the watchdog's stand-in) and the orphaned sleep.
-      assert.equal(first.stdout.trim(), "left 4", first.stderr);
-      const probe = `import json, os, socket
+        });
+        // PIDs 1, 2 and 4 (init, program, the watchdog's stand-in) and the orphaned sleep.
+        assert.equal(first.stdout.trim(), "left 4", first.stderr);
+        const probe = `import json, os, socket
 seen = sorted(os.listdir(".")) + sorted(os.listdir("/dev/shm"))
 seen += [k for k in os.environ if k == "LEFT"] + [k for k in ("left",) if hasattr(json, k)]
 seen += [p for p in os.listdir("/proc") if p.isdigit() and p not in ("1", "2", "4")]
@@ -136,76 +147,96 @@ try:
 except OSError:
     pass
 print(seen)`;
-      const next = await w.run({ seed: 1, code: probe });
-      assert.equal(next.stdout.trim(), "[]", next.stderr);
-      // Two calls at once: the second cannot reach the first's socket or files.
-      const [a, b] = await Promise.all([
-        w.run({
-          seed: 1,
-          code: `import socket, time
+        const next = await w.run({ seed: 1, code: probe });
+        assert.equal(next.stdout.trim(), "[]", next.stderr);
+        // Two calls at once: the second cannot reach the first's socket or files.
+        const [a, b] = await Promise.all([
+          w.run({
+            seed: 1,
+            code: `import socket, time
 s = socket.socket(socket.AF_UNIX)
 s.bind("\\0arpo-left")
 s.listen(1)
 open("left.txt", "w").write("x")
 time.sleep(1.5)
 print("held")`,
-        }),
-        (async () => {
-          await new Promise((r) => setTimeout(r, 500));
-          return await w.run({ seed: 1, code: probe });
-        })(),
-      ]);
-      assert.equal(a.stdout.trim(), "held");
-      assert.equal(b.stdout.trim(), "[]", b.stderr);
-    } finally {
-      await w.close();
-    }
-  },
-});
-
-Deno.test({
-  name: "worker: 16 calls at once each get their own (large) output",
-  ignore,
-  fn: async () => {
-    const w = await start();
-    try {
-      const rs = await Promise.all(
-        Array.from(
-          { length: 16 },
-          (_, i) =>
-            w.run({ seed: i, code: `import random\nprint(${i}, random.random(), "x" * 50000)` }),
-        ),
-      );
-      for (const [i, r] of rs.entries()) {
-        const code = `import random\nprint(${i}, random.random(), "x" * 50000)`;
-        assert.equal(r.stdout, (await oneProcess(code, {}, undefined, i)).stdout);
+          }),
+          (async () => {
+            await new Promise((r) => setTimeout(r, 500));
+            return await w.run({ seed: 1, code: probe });
+          })(),
+        ]);
+        assert.equal(a.stdout.trim(), "held");
+        assert.equal(b.stdout.trim(), "[]", b.stderr);
+      } finally {
+        await w.close();
       }
-    } finally {
-      await w.close();
-    }
-  },
-});
+    },
+  });
+
+  Deno.test({
+    name: `worker [${mech}]: 16 calls at once each get their own (large) output`,
+    fn: async () => {
+      const w = await start(mech);
+      try {
+        const rs = await Promise.all(
+          Array.from(
+            { length: 16 },
+            (_, i) =>
+              w.run({ seed: i, code: `import random\nprint(${i}, random.random(), "x" * 50000)` }),
+          ),
+        );
+        for (const [i, r] of rs.entries()) {
+          const code = `import random\nprint(${i}, random.random(), "x" * 50000)`;
+          assert.equal(r.stdout, (await oneProcess(mech, code, {}, undefined, i)).stdout);
+        }
+      } finally {
+        await w.close();
+      }
+    },
+  });
+
+  Deno.test({
+    name:
+      `worker [${mech}]: the wall-clock guard and an abort stop a call; the worker serves the next`,
+    fn: async () => {
+      const w = await start(mech);
+      try {
+        const t = await w.run({
+          seed: 1,
+          code: "import time\ntime.sleep(30)",
+          limits: { wallMs: 300 },
+        });
+        assert.deepEqual([t.timedOut, t.success, t.signal], [true, false, "SIGKILL"]);
+        const ac = new AbortController();
+        setTimeout(() => ac.abort(), 300);
+        const a = await w.run({ seed: 1, code: "import time\ntime.sleep(30)", signal: ac.signal });
+        assert.deepEqual([a.aborted, a.success], [true, false]);
+        assert.equal(
+          (await w.run({ seed: 1, code: "print('still here')" })).stdout,
+          "still here\n",
+        );
+      } finally {
+        await w.close();
+      }
+      await assert.rejects(w.run({ seed: 1, code: "1" }), /closed/);
+    },
+  });
+}
 
 Deno.test({
-  name: "worker: the wall-clock guard and an abort stop a call; the worker serves the next",
-  ignore,
+  name: "worker: started without a mechanism, it uses what auto picks (unshare without bwrap)",
+  ignore: !MECHS.includes("unshare"),
   fn: async () => {
-    const w = await start();
+    const w = await only(
+      "unshare",
+      () => PythonWorker.start({ python: "python3", wrapper: WRAPPER, preload: PRELOAD }),
+    );
     try {
-      const t = await w.run({
-        seed: 1,
-        code: "import time\ntime.sleep(30)",
-        limits: { wallMs: 300 },
-      });
-      assert.deepEqual([t.timedOut, t.success, t.signal], [true, false, "SIGKILL"]);
-      const ac = new AbortController();
-      setTimeout(() => ac.abort(), 300);
-      const a = await w.run({ seed: 1, code: "import time\ntime.sleep(30)", signal: ac.signal });
-      assert.deepEqual([a.aborted, a.success], [true, false]);
-      assert.equal((await w.run({ seed: 1, code: "print('still here')" })).stdout, "still here\n");
+      const r = await w.run({ code: "print(6 * 7)", seed: 0 });
+      assert.deepEqual([r.mechanism, r.stdout, r.success], ["unshare", "42\n", true]);
     } finally {
       await w.close();
     }
-    await assert.rejects(w.run({ seed: 1, code: "1" }), /closed/);
   },
 });

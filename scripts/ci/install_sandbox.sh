@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Installs bubblewrap, the python tool's sandbox (src/tools/sandbox.ts; docs/SECURITY.md).
+# Installs bubblewrap, the python tool's preferred sandbox (src/tools/sandbox.ts; docs/SECURITY.md).
 # Idempotent and quiet: does nothing when bwrap is present; never fails the CI run (without it
-# the sandboxed tests skip, saying so, and the python tool refuses to load).
+# the tools fall back to the `unshare` mechanism, and the bwrap-only tests skip, saying so).
 set -u
 if command -v bwrap >/dev/null 2>&1; then
   exit 0

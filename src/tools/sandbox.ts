@@ -1,8 +1,12 @@
 /**
  * Run an untrusted program in a sandbox (used by the python tool; reusable by third-party tools
  * through mod.ts). Deno's permission flags do not constrain child processes, so the sandbox is
- * bubblewrap (`bwrap`) plus a guard in this process. docs/SECURITY.md gives the threat model and
- * what each layer stops; in short:
+ * built from Linux namespaces plus a guard in this process, by one of two mechanisms of equal
+ * strength: bubblewrap (`bwrap`, preferred where it works) or, where it is missing, `unshare`
+ * (sandbox_unshare.ts: a Python launcher doing what bwrap does with the same system calls, from
+ * util-linux, bash and python3 alone). `auto` takes the first that works. Both build the same
+ * sandbox from one description (sandboxView), with the same seccomp filter, limits, watchdog and
+ * guard. docs/SECURITY.md gives the threat model and what each layer stops; in short:
  *
  * - Namespaces: own user, mount, PID, network, IPC, UTS and cgroup namespaces. The network
  *   namespace has only its own loopback, so no IP socket reaches anything outside, and abstract
@@ -14,9 +18,10 @@
  *   file is reachable. The scratch directory
  *   lives only in the sandbox's memory: nothing is written to the host's disk, so nothing is left
  *   behind however the runner ends.
- * - Users: as root, the program runs under a fresh unprivileged uid (bwrap is started under it),
- *   so it owns nothing on the host and the process limit counts only its own processes; in every
- *   case it has no capabilities and no_new_privs, and cannot create user namespaces.
+ * - Users: as root, the program runs under a fresh unprivileged uid (bwrap or the launcher is
+ *   started under it), so it owns nothing on the host and the process limit counts only its own
+ *   processes; in every case it has no capabilities and no_new_privs, and cannot create user
+ *   namespaces.
  * - A seccomp filter (seccomp.ts) denies mounts, namespaces and kernel surface code never needs.
  * - Limits: CPU seconds (RLIMIT_CPU per process, and the sum over the process tree checked by the
  *   guard), address space per process, and the resident memory of the whole tree (the guard);
@@ -24,10 +29,10 @@
  *   sizes). The wall-clock limit is a guard against a stuck machine, not the primary limit.
  * - Concurrency: at most SANDBOX_CONCURRENCY sandboxes run at once in a process (twice the
  *   cores); further calls wait for a slot, and their wall-clock guard starts when they run.
- * - Parent death: bwrap runs with --die-with-parent and the program is in its own PID namespace,
- *   so when this process dies by any signal (SIGKILL included) the kernel kills the whole tree,
- *   and the tmpfs with the scratch directory goes with it; a watchdog inside covers the start-up,
- *   before bwrap's parent-death signal is set.
+ * - Parent death: bwrap (--die-with-parent) or the launcher has a parent-death signal and the
+ *   program is in its own PID namespace, so when this process dies by any signal (SIGKILL
+ *   included) the kernel kills the whole tree, and the tmpfs with the scratch directory goes with
+ *   it; a watchdog inside covers the start-up, before the parent-death signal is set.
  *
  * `none` runs the program directly (clean environment, host scratch directory, rlimits when
  * `prlimit` exists, timeout) and must be chosen explicitly.
@@ -36,15 +41,16 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { sandboxSeccompFilter } from "./seccomp.ts";
+import { PIVOT_ROOT_NR, unshareCommand, type ViewOp } from "./sandbox_unshare.ts";
 
 /**
- * The sandbox asked for: `auto` and `bwrap` use bubblewrap; `unshare` is the retired mechanism
- * (it could not hide the host's filesystem) and is refused with a message; `none` must be chosen
- * explicitly.
+ * The sandbox asked for: `auto` uses bubblewrap where it works and the `unshare` mechanism
+ * (the same sandbox without bubblewrap) otherwise; `bwrap` and `unshare` ask for one of them;
+ * `none` runs unsandboxed and must be chosen explicitly.
  */
 export type SandboxMode = "auto" | "unshare" | "bwrap" | "none";
 /** The sandbox a run actually used. */
-export type SandboxMechanism = "bwrap" | "none";
+export type SandboxMechanism = "bwrap" | "unshare" | "none";
 
 /** Resource limits of one sandboxed run. */
 export interface SandboxLimits {
@@ -91,7 +97,7 @@ export interface SandboxRequest {
   argv: string[];
   /** Bytes written to the program's stdin (then closed). */
   stdin?: string | Uint8Array;
-  /** Default "auto" (bubblewrap); never `none` unless asked for. */
+  /** Default "auto" (bubblewrap, else `unshare`); never `none` unless asked for. */
   mode?: SandboxMode;
   /** Limits to change; the others are DEFAULT_LIMITS. */
   limits?: Partial<SandboxLimits>;
@@ -176,6 +182,7 @@ const SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 /** The scratch directory inside the sandbox (on the sandbox's own tmpfs). */
 export const SCRATCH = "/tmp/arpo-sbx";
 const SHM_BYTES = 16 * 1024 * 1024;
+const HOSTNAME = "arpo-sandbox";
 /** How often the guard samples the tree's CPU time and memory. */
 const GUARD_INTERVAL_MS = 50;
 /**
@@ -197,9 +204,9 @@ function cleanEnv(scratch: string, extra?: Record<string, string>): Record<strin
 }
 
 /**
- * Started by this process, then exec'ing bwrap: closes every inherited descriptor above `$1`
- * (Deno passes on what its own parent left open: a terminal, an agent socket…), so the sandbox
- * gets only stdio and the descriptors bwrap reads its filter and files from.
+ * Started by this process, then exec'ing bwrap (or the launcher): closes every inherited
+ * descriptor above `$1` (Deno passes on what its own parent left open: a terminal, an agent
+ * socket…), so the sandbox gets only stdio and the descriptors it reads its filter and files from.
  */
 const CLOSE_FDS = `k=$1; shift
 for f in /proc/$$/fd/*; do
@@ -212,7 +219,7 @@ exec "$@"`;
  * The first program inside the sandbox: a watchdog that blocks reading descriptor `$1`, whose
  * other end this process holds open for the whole run and closes (or loses, by dying) to stop
  * it; it then kills every process of the sandbox. (Started from a subshell that exits at once, it
- * belongs to bwrap's init, not to the program, which has no child it did not make.) It covers
+ * belongs to the sandbox's init, not to the program, which has no child it did not make.) It covers
  * what --die-with-parent cannot: bwrap sets the parent-death signal only after its set-up, so a
  * runner killed during a sandbox's start-up would otherwise leave that sandbox running.
  */
@@ -229,10 +236,13 @@ function isRoot(): boolean {
   }
 }
 
-/** Absolute path of an executable on the parent's PATH (the safe PATH when PATH is unset). */
-export function findExecutable(name: string): string | undefined {
+/**
+ * Absolute path of an executable on the parent's PATH (the safe PATH when PATH is unset), or on
+ * `path` when given.
+ */
+export function findExecutable(name: string, path?: string): string | undefined {
   if (name.includes("/")) return name;
-  const dirs = (Deno.env.get("PATH") ?? SAFE_PATH).split(":").filter(Boolean);
+  const dirs = (path ?? Deno.env.get("PATH") ?? SAFE_PATH).split(":").filter(Boolean);
   for (const d of dirs) {
     const p = join(d, name);
     try {
@@ -263,13 +273,13 @@ function prlimitArgs(l: SandboxLimits): string[] {
 }
 
 /** The host's top-level program directories, as symlinks (merged /usr) or read-only binds. */
-function systemDirs(): string[] {
-  const args: string[] = ["--ro-bind", "/usr", "/usr"];
+function systemDirs(): ViewOp[] {
+  const ops: ViewOp[] = [["ro-bind", "/usr", "/usr"]];
   for (const d of ["bin", "sbin", "lib", "lib32", "lib64", "libx32"]) {
     try {
       const st = Deno.lstatSync(`/${d}`);
-      if (st.isSymlink) args.push("--symlink", Deno.readLinkSync(`/${d}`), `/${d}`);
-      else if (st.isDirectory) args.push("--ro-bind", `/${d}`, `/${d}`);
+      if (st.isSymlink) ops.push(["symlink", Deno.readLinkSync(`/${d}`), `/${d}`]);
+      else if (st.isDirectory) ops.push(["ro-bind", `/${d}`, `/${d}`]);
     } catch { /* absent */ }
   }
   // The dynamic loader's cache, time zone, Debian's alternatives links and the interpreters'
@@ -278,8 +288,8 @@ function systemDirs(): string[] {
   try {
     for (const e of Deno.readDirSync("/etc")) if (/^python\d/.test(e.name)) etc.push(e.name);
   } catch { /* no /etc */ }
-  for (const e of etc.sort()) args.push("--ro-bind-try", `/etc/${e}`, `/etc/${e}`);
-  return args;
+  for (const e of etc.sort()) ops.push(["ro-bind-try", `/etc/${e}`, `/etc/${e}`]);
+  return ops;
 }
 
 /** A process to start: its command line and the descriptors it gets past stdio. */
@@ -294,8 +304,8 @@ export interface Launch {
   cwd: string;
 }
 
-/** How bwrapLaunch differs for the persistent worker (sandbox_worker.ts). */
-export interface BwrapOptions {
+/** How a sandbox's launch differs for the persistent worker (sandbox_worker.ts). */
+export interface LaunchOptions {
   /**
    * Load the seccomp filter and forbid user namespaces (default true). The worker's server needs
    * both for the namespaces it makes per call, and applies the same filter to each call itself.
@@ -307,16 +317,27 @@ export interface BwrapOptions {
    */
   inner?: string[];
 }
+/** The former name of LaunchOptions. */
+export type BwrapOptions = LaunchOptions;
 
-/** The command line of a bubblewrap sandbox for `req` (used by execute and the worker). */
-export function bwrapLaunch(
-  req: SandboxRequest,
-  limits: SandboxLimits,
-  opts: BwrapOptions = {},
-): Launch {
+/** What both mechanisms build for a request: one description, so both give the same sandbox. */
+interface SandboxView {
+  /** The filesystem view, in bwrap's option order (the root is made read-only after it). */
+  ops: ViewOp[];
+  /** The program's exact environment. */
+  env: Record<string, string>;
+  /** The seccomp filter (descriptor 3), then the request's files (4, …). */
+  extraFds: Uint8Array[];
+  watchdogFd: number;
+  confine: boolean;
+  /** The command the sandbox starts: the watchdog, then `inner`. */
+  argv: string[];
+}
+
+function sandboxView(req: SandboxRequest, limits: SandboxLimits, opts: LaunchOptions): SandboxView {
   const confine = opts.confine ?? true;
   const extraFds: Uint8Array[] = [sandboxSeccompFilter()];
-  const files: string[] = [];
+  const files: ViewOp[] = [];
   const dirs = new Set<string>();
   for (const [rel, content] of Object.entries(req.files ?? {})) {
     if (rel.startsWith("/") || rel.split("/").includes("..") || rel === "") {
@@ -324,57 +345,47 @@ export function bwrapLaunch(
     }
     const parts = rel.split("/").filter(Boolean);
     for (let i = 1; i < parts.length; i++) dirs.add(parts.slice(0, i).join("/"));
-    files.push("--file", String(3 + extraFds.length), `${SCRATCH}/${parts.join("/")}`);
+    files.push(["file", 3 + extraFds.length, `${SCRATCH}/${parts.join("/")}`]);
     extraFds.push(typeof content === "string" ? new TextEncoder().encode(content) : content);
   }
   const watchdogFd = 3 + extraFds.length;
-  const bwrap = [
-    findExecutable("bwrap") ?? "bwrap",
-    "--unshare-all",
-    "--unshare-user",
-    ...(confine ? ["--disable-userns"] : []),
-    "--die-with-parent",
-    "--new-session",
-    "--hostname",
-    "arpo-sandbox",
-    // Exactly the clean environment (not what bash and node:child_process add on the way).
-    "--clearenv",
-    ...Object.entries(cleanEnv(SCRATCH, req.env)).flatMap(([k, v]) => ["--setenv", k, v]),
+  const ops: ViewOp[] = [
     ...systemDirs(),
-    ...(req.readOnlyPaths ?? []).flatMap((p) => ["--ro-bind", p, p]),
-    "--proc",
-    "/proc",
-    "--dev",
-    "/dev",
-    "--size",
-    String(Math.min(SHM_BYTES, limits.diskBytes)),
-    "--tmpfs",
-    "/dev/shm",
-    "--remount-ro",
-    "/dev",
-    "--size",
-    String(Math.max(4096, Math.floor(limits.diskBytes))),
-    "--tmpfs",
-    SCRATCH,
-    ...[...dirs].sort().flatMap((d) => ["--dir", `${SCRATCH}/${d}`]),
+    ...(req.readOnlyPaths ?? []).map((p): ViewOp => ["ro-bind", p, p]),
+    ["proc", "/proc"],
+    ["dev", "/dev"],
+    ["tmpfs", "/dev/shm", Math.min(SHM_BYTES, limits.diskBytes)],
+    ["remount-ro", "/dev"],
+    ["tmpfs", SCRATCH, Math.max(4096, Math.floor(limits.diskBytes))],
+    ...[...dirs].sort().map((d): ViewOp => ["dir", `${SCRATCH}/${d}`]),
     ...files,
-    "--chdir",
-    SCRATCH,
-    "--remount-ro",
-    "/",
-    ...(confine ? ["--seccomp", "3"] : []),
-    "--",
-    "sh",
-    "-c",
-    WATCHDOG,
-    "arpo-sandbox",
-    String(watchdogFd),
-    ...(opts.inner ?? ["prlimit", ...prlimitArgs(limits), "--", ...req.argv]),
   ];
+  return {
+    ops,
+    env: cleanEnv(SCRATCH, req.env),
+    extraFds,
+    watchdogFd,
+    confine,
+    argv: [
+      "sh",
+      "-c",
+      WATCHDOG,
+      "arpo-sandbox",
+      String(watchdogFd),
+      ...(opts.inner ?? ["prlimit", ...prlimitArgs(limits), "--", ...req.argv]),
+    ],
+  };
+}
+
+/**
+ * `inner` started by this process: under root first setpriv to a fresh unprivileged uid with no
+ * capabilities, then (always) the bash step that closes inherited descriptors.
+ */
+function hostLaunch(view: SandboxView, inner: string[]): Launch {
   const bash = findExecutable("bash") ?? "/bin/bash";
-  const closer = [bash, "-c", CLOSE_FDS, "arpo-sandbox", String(watchdogFd)];
-  const launch = { extraFds, watchdog: true, cwd: "/" };
-  if (!isRoot()) return { ...launch, command: closer[0], args: [...closer.slice(1), ...bwrap] };
+  const closer = [bash, "-c", CLOSE_FDS, "arpo-sandbox", String(view.watchdogFd)];
+  const launch = { extraFds: view.extraFds, watchdog: true, cwd: "/" };
+  if (!isRoot()) return { ...launch, command: closer[0], args: [...closer.slice(1), ...inner] };
   const uid = String(freshUid());
   return {
     ...launch,
@@ -387,22 +398,142 @@ export function bwrapLaunch(
       "--bounding-set=-all",
       "--",
       ...closer,
-      ...bwrap,
+      ...inner,
     ],
   };
+}
+
+function renderBwrap(op: ViewOp): string[] {
+  switch (op[0]) {
+    case "tmpfs":
+      return ["--size", String(op[2]), "--tmpfs", op[1]];
+    case "file":
+      return ["--file", String(op[1]), op[2]];
+    default:
+      return [`--${op[0]}`, ...op.slice(1).map(String)];
+  }
+}
+
+/** The command line of a bubblewrap sandbox for `req` (used by execute and the worker). */
+export function bwrapLaunch(
+  req: SandboxRequest,
+  limits: SandboxLimits,
+  opts: LaunchOptions = {},
+): Launch {
+  const v = sandboxView(req, limits, opts);
+  return hostLaunch(v, [
+    findExecutable("bwrap") ?? "bwrap",
+    "--unshare-all",
+    "--unshare-user",
+    ...(v.confine ? ["--disable-userns"] : []),
+    "--die-with-parent",
+    "--new-session",
+    "--hostname",
+    HOSTNAME,
+    // Exactly the clean environment (not what bash and node:child_process add on the way).
+    "--clearenv",
+    ...Object.entries(v.env).flatMap(([k, val]) => ["--setenv", k, val]),
+    ...v.ops.flatMap(renderBwrap),
+    "--chdir",
+    SCRATCH,
+    "--remount-ro",
+    "/",
+    ...(v.confine ? ["--seccomp", "3"] : []),
+    "--",
+    ...v.argv,
+  ]);
+}
+
+/** The command line of an `unshare` sandbox for `req` (sandbox_unshare.ts); same view as bwrap's. */
+export function unshareLaunch(
+  req: SandboxRequest,
+  limits: SandboxLimits,
+  opts: LaunchOptions = {},
+): Launch {
+  const v = sandboxView(req, limits, opts);
+  const pivotRoot = PIVOT_ROOT_NR[Deno.build.arch];
+  if (pivotRoot === undefined) throw new Error(`no pivot_root number for ${Deno.build.arch}`);
+  return hostLaunch(
+    v,
+    unshareCommand(launcherPython() ?? "python3", {
+      ppid: Deno.pid,
+      confine: v.confine,
+      pivotRoot,
+      ops: [...v.ops, ["remount-ro", "/"]],
+      hostname: HOSTNAME,
+      env: v.env,
+      chdir: SCRATCH,
+      argv: v.argv,
+      keep: v.confine ? [v.watchdogFd] : [3, v.watchdogFd],
+    }),
+  );
+}
+
+/**
+ * The interpreter that runs the unshare launcher: the system's python3 (the sandbox's own PATH,
+ * and the host's PATH only when the system has none), never e.g. a pyenv shim under /root that
+ * the fresh uid could not run, and the same interpreter the sandbox's own PATH finds.
+ */
+export function launcherPython(): string | undefined {
+  return findExecutable("python3", SAFE_PATH) ?? findExecutable("python3");
+}
+
+/** The launch of `mech`'s sandbox for `req` (used by execute and the worker). */
+export function sandboxLaunch(
+  mech: "bwrap" | "unshare",
+  req: SandboxRequest,
+  limits: SandboxLimits,
+  opts: LaunchOptions = {},
+): Launch {
+  return mech === "bwrap" ? bwrapLaunch(req, limits, opts) : unshareLaunch(req, limits, opts);
 }
 
 // ---------------------------------------------------------------------------------------------
 // availability
 
-const REQUIRED = { bwrap: ["bwrap", "bash", "prlimit"], root: ["setpriv"] };
-let probed: Promise<string | null> | undefined;
+/** What each mechanism needs on the host's PATH (setpriv too when root). */
+const REQUIRED: Record<"bwrap" | "unshare", string[]> = {
+  bwrap: ["bwrap", "bash", "prlimit"],
+  unshare: ["python3", "bash", "prlimit"],
+};
+/**
+ * For tests only: a comma-separated list of mechanisms (`bwrap`, `unshare`) the probe reports as
+ * not working, read on every resolveSandbox call, so a test can see `auto` fall back (or fail)
+ * on a machine that has them. Nothing else reads it.
+ */
+export const HIDE_ENV = "ARPO_SANDBOX_HIDE";
+const probed = new Map<"bwrap" | "unshare", Promise<string | null>>();
 
-/** Run `true` through bubblewrap once; null when it works, else the reason. Cached. */
-function probe(): Promise<string | null> {
-  probed ??= (async () => {
-    for (const t of [...REQUIRED.bwrap, ...(isRoot() ? REQUIRED.root : [])]) {
-      if (!findExecutable(t)) return `\`${t}\` is not installed`;
+let hiddenInProcess: readonly string[] | undefined;
+
+/**
+ * For tests only: hide mechanisms from the probe in this isolate (undefined: back to HIDE_ENV).
+ * Tests use this instead of setting HIDE_ENV in their own process, because the environment is
+ * shared by every test module that `deno test --parallel` runs in the same process.
+ */
+export function hideSandboxMechanismsForTests(mechs: readonly string[] | undefined): void {
+  hiddenInProcess = mechs;
+}
+
+function hidden(mech: "bwrap" | "unshare"): boolean {
+  if (hiddenInProcess !== undefined) return hiddenInProcess.includes(mech);
+  try {
+    return (Deno.env.get(HIDE_ENV) ?? "").split(",").map((s) => s.trim()).includes(mech);
+  } catch {
+    return false; // no permission to read the environment: nothing is hidden
+  }
+}
+
+/** Run `true` in `mech`'s sandbox once; null when it works, else the reason. Cached. */
+function probe(mech: "bwrap" | "unshare"): Promise<string | null> {
+  if (hidden(mech)) return Promise.resolve(`hidden by ${HIDE_ENV} (tests)`);
+  let p = probed.get(mech);
+  if (p) return p;
+  p = (async () => {
+    for (const t of [...REQUIRED[mech], ...(isRoot() ? ["setpriv"] : [])]) {
+      if (!(t === "python3" ? launcherPython() : findExecutable(t))) {
+        return `\`${t}\` is not installed`;
+      }
     }
     try {
       sandboxSeccompFilter();
@@ -410,16 +541,17 @@ function probe(): Promise<string | null> {
       return (e as Error).message;
     }
     try {
-      const r = await execute("bwrap", { argv: ["true"], limits: { wallMs: 10_000 } });
+      const r = await execute(mech, { argv: ["true"], limits: { wallMs: 10_000 } });
       if (r.success) return null;
       const why = r.stderr.trim().split("\n").slice(-2).join(" ") ||
         `exit status ${r.code ?? r.signal}`;
-      return `\`bwrap\` failed: ${why}`;
+      return `${mech === "bwrap" ? "`bwrap`" : "the launcher"} failed: ${why}`;
     } catch (e) {
-      return `\`bwrap\` failed: ${e instanceof Error ? e.message : String(e)}`;
+      return `${mech} failed: ${e instanceof Error ? e.message : String(e)}`;
     }
   })();
-  return probed;
+  probed.set(mech, p);
+  return p;
 }
 
 const OPT_OUT = "or set `with: { sandbox: none }` on the tool to run model-written code without " +
@@ -429,7 +561,7 @@ const OPT_OUT = "or set `with: { sandbox: none }` on the tool to run model-writt
  * The mechanism a mode resolves to on this machine, or a SandboxUnavailableError saying why and
  * how to allow running without one.
  *
- * @param mode The sandbox asked for (default `auto`).
+ * @param mode The sandbox asked for (default `auto`: bubblewrap where it works, else `unshare`).
  * @returns The mechanism runSandboxed would use.
  * @throws {SandboxUnavailableError} When no mechanism the mode allows works here.
  *
@@ -443,20 +575,23 @@ const OPT_OUT = "or set `with: { sandbox: none }` on the tool to run model-writt
  */
 export async function resolveSandbox(mode: SandboxMode = "auto"): Promise<SandboxMechanism> {
   if (mode === "none") return "none";
-  if (mode === "unshare") {
-    throw new SandboxUnavailableError(
-      "the 'unshare' sandbox was retired: it showed the program the host's whole filesystem " +
-        "(Unix sockets and user files included). Use `sandbox: auto` (bubblewrap), " + OPT_OUT +
-        ".",
-    );
+  const tried = mode === "auto" ? (["bwrap", "unshare"] as const) : [mode];
+  const why: string[] = [];
+  for (const m of tried) {
+    const w = await probe(m);
+    if (w === null) return m;
+    why.push(`${m}: ${w}`);
   }
-  const why = await probe();
-  if (why === null) return "bwrap";
+  const what = mode === "auto"
+    ? "no sandbox mechanism works on this machine"
+    : `the '${mode}' sandbox does not work on this machine`;
   throw new SandboxUnavailableError(
-    `no sandbox mechanism works on this machine (bwrap: ${why}). Model-written code is not ` +
-      "run unsandboxed unless you say so: install bubblewrap (`apt-get install bubblewrap`; " +
-      "it needs unprivileged user namespaces, or root), bash and util-linux's prlimit/setpriv, " +
-      OPT_OUT + ".",
+    `${what} (${why.join("; ")}). Model-written code is not run unsandboxed unless you say so: ` +
+      "install bubblewrap (`apt-get install bubblewrap`), or provide what the `unshare` " +
+      "mechanism uses (bash, python3 and util-linux's prlimit/setpriv, all in a standard Debian " +
+      "install); both need unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1 " +
+      "and user.max_user_namespaces > 0; Ubuntu's AppArmor restriction allows them only to " +
+      "bwrap), " + OPT_OUT + ".",
   );
 }
 
@@ -558,8 +693,43 @@ export const SIGNAL_NAMES: Record<number, string> = {
   31: "SIGSYS",
 };
 
-/** CPU seconds and resident anonymous bytes of a process tree (below `root`), from /proc. */
-export function treeUsage(root: number): { cpuSeconds: number; memoryBytes: number } {
+/** The children of `pid`'s main thread (where bwrap and the launcher fork). */
+function childrenOf(pid: number): number[] {
+  try {
+    const kids = Deno.readTextFileSync(`/proc/${pid}/task/${pid}/children`).trim();
+    return kids ? kids.split(" ").map(Number) : [];
+  } catch {
+    return [];
+  }
+}
+
+function firstChild(pid: number): number | undefined {
+  return childrenOf(pid)[0];
+}
+
+/**
+ * SIGKILL the children of a sandbox's host process `pid` (bwrap or the unshare launcher, still
+ * running): its child is the PID namespace's init, whose death takes the whole sandbox. Killing
+ * bwrap alone is not enough early in its start-up: its child then waits on an eventfd for the uid
+ * maps bwrap never writes, has no parent-death signal yet, and holds the sandbox's stdout open
+ * for ever (seen with an abort 200 ms after the start on a loaded machine).
+ */
+export function killChildren(pid: number): void {
+  for (const k of childrenOf(pid)) {
+    try {
+      Deno.kill(k, "SIGKILL");
+    } catch { /* gone */ }
+  }
+}
+
+/**
+ * CPU seconds and resident anonymous bytes of a process tree (below `root`), from /proc; the
+ * resident memory of `rssExempt` (the unshare mechanism's init) is left out.
+ */
+export function treeUsage(
+  root: number,
+  rssExempt?: number,
+): { cpuSeconds: number; memoryBytes: number } {
   let ticks = 0;
   let kb = 0;
   const stack = [root];
@@ -572,12 +742,12 @@ export function treeUsage(root: number): { cpuSeconds: number; memoryBytes: numb
     try {
       if (pid !== root) {
         // utime, stime, cutime, cstime: the last two hold children it has reaped, so every
-        // CPU second of the tree is counted once (bwrap's init reaps the orphans).
+        // CPU second of the tree is counted once (the sandbox's init reaps the orphans).
         const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
         const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
         ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
         const status = Deno.readTextFileSync(`/proc/${pid}/status`);
-        kb += Number(status.match(/^RssAnon:\s+(\d+)/m)?.[1] ?? 0);
+        if (pid !== rssExempt) kb += Number(status.match(/^RssAnon:\s+(\d+)/m)?.[1] ?? 0);
         if (Number(status.match(/^Threads:\s+(\d+)/m)?.[1] ?? 1) > 1) {
           tasks = [...Deno.readDirSync(`/proc/${pid}/task`)].map((e) => e.name);
         }
@@ -659,14 +829,14 @@ async function executeNow(
   const limits: SandboxLimits = { ...DEFAULT_LIMITS, ...req.limits };
   const cap = req.maxOutputBytes ?? 64 * 1024;
   const grace = req.killGraceMs ?? 500;
-  const env = cleanEnv(mech === "bwrap" ? SCRATCH : "", req.env);
+  const env = cleanEnv(mech !== "none" ? SCRATCH : "", req.env);
   let hostScratch: string | undefined;
   const timers: ReturnType<typeof setTimeout>[] = [];
   let guard: ReturnType<typeof setInterval> | undefined;
   let releaseWatchdog = () => {};
   try {
     let launch: Launch;
-    if (mech === "bwrap") launch = bwrapLaunch(req, limits);
+    if (mech !== "none") launch = sandboxLaunch(mech, req, limits);
     else {
       // No isolation: a host scratch directory, removed afterwards.
       hostScratch = await Deno.makeTempDir({ dir: tmpdir(), prefix: "arpo-sbx-" });
@@ -732,14 +902,17 @@ async function executeNow(
     let limitExceeded: SandboxResult["limitExceeded"] = null;
     const kill = (sig: NodeJS.Signals) => {
       if (exited) return;
+      if (mech !== "none" && sig === "SIGKILL" && child.pid !== undefined) {
+        killChildren(child.pid);
+      }
       try {
         child.kill(sig);
       } catch { /* already gone */ }
     };
-    // Killing bwrap kills its PID namespace's init and with it every process of the sandbox;
-    // releasing the watchdog stops a sandbox still in its set-up.
+    // Killing bwrap (or the launcher) and its child, the PID namespace's init, kills every
+    // process of the sandbox; releasing the watchdog stops a sandbox still in its set-up.
     const stop = () => {
-      if (mech === "bwrap") {
+      if (mech !== "none") {
         releaseWatchdog();
         return kill("SIGKILL");
       }
@@ -776,10 +949,14 @@ async function executeNow(
       stop();
     };
     req.signal?.addEventListener("abort", onAbort, { once: true });
-    if (mech === "bwrap" && child.pid !== undefined) {
+    if (mech !== "none" && child.pid !== undefined) {
       const pid = child.pid;
+      // The unshare launcher's init is a (not dumpable, idle) Python process where bwrap's is a
+      // small C one: its resident memory is not the program's, its CPU time is counted.
+      let init: number | undefined;
       guard = setInterval(() => {
-        const u = treeUsage(pid);
+        if (mech === "unshare") init ??= firstChild(pid);
+        const u = treeUsage(pid, init);
         if (u.cpuSeconds > limits.cpuSeconds) limitExceeded = "cpu";
         else if (u.memoryBytes > limits.memoryBytes) limitExceeded = "memory";
         if (limitExceeded !== null) {
@@ -803,10 +980,10 @@ async function executeNow(
       clearInterval(guard);
       req.signal?.removeEventListener("abort", onAbort);
     }
-    // bwrap reports a program killed by signal N as exit status 128+N.
+    // bwrap (and the launcher) report a program killed by signal N as exit status 128+N.
     let code = st.signal ? null : st.code;
     let signal = st.signal;
-    if (mech === "bwrap" && code !== null && code > 128 && code < 128 + 65) {
+    if (mech !== "none" && code !== null && code > 128 && code < 128 + 65) {
       signal = SIGNAL_NAMES[code - 128] ?? `signal ${code - 128}`;
       code = null;
     }

@@ -1,6 +1,6 @@
 /**
- * A persistent sandbox for Python programs (issue 14): one bubblewrap sandbox built as in
- * sandbox.ts runs a fork server, so that a call costs a fork instead of a sandbox and an
+ * A persistent sandbox for Python programs (issue 14): one sandbox built as in sandbox.ts (by
+ * bubblewrap or by the `unshare` mechanism, whichever `auto` picks) runs a fork server, so that a call costs a fork instead of a sandbox and an
  * interpreter start. Each call is as isolated as a one-process sandbox (docs/SECURITY.md):
  *
  * - The server forks a child per call. The child reads its own request (the server never holds a
@@ -24,9 +24,11 @@ import { spawn } from "node:child_process";
 import {
   abortedResult,
   acquireSlot,
-  bwrapLaunch,
   DEFAULT_LIMITS,
+  killChildren,
   releaseSlot,
+  resolveSandbox,
+  sandboxLaunch,
   type SandboxLimits,
   type SandboxResult,
   SIGNAL_NAMES,
@@ -347,6 +349,8 @@ export interface PythonWorkerOptions {
   env?: Record<string, string>;
   /** As SandboxRequest.readOnlyPaths. */
   readOnlyPaths?: string[];
+  /** The sandbox the server runs in (default: what `auto` resolves to here). */
+  mechanism?: "bwrap" | "unshare";
 }
 
 /** One call: the program's stdin (the code), the seed argument and the limits. */
@@ -431,14 +435,20 @@ function hostPid(root: number, nsPid: number): number | undefined {
  */
 export class PythonWorker {
   readonly #child: ReturnType<typeof spawn>;
+  readonly #mechanism: "bwrap" | "unshare";
   readonly #pending = new Map<number, Pending>();
   #next = 1;
   #buf = new Uint8Array(0);
   #dead: Error | undefined;
   #watchdog: { destroy(): void } | null;
 
-  private constructor(child: ReturnType<typeof spawn>, watchdog: { destroy(): void } | null) {
+  private constructor(
+    child: ReturnType<typeof spawn>,
+    watchdog: { destroy(): void } | null,
+    mechanism: "bwrap" | "unshare",
+  ) {
     this.#child = child;
+    this.#mechanism = mechanism;
     this.#watchdog = watchdog;
   }
 
@@ -447,12 +457,21 @@ export class PythonWorker {
    *
    * @param o The interpreter, wrapper and environment every call shares.
    * @returns The worker.
-   * @throws {WorkerFailure} When the server does not start.
+   * @throws {WorkerFailure} When the server does not start (or no sandbox works here).
    */
   static async start(o: PythonWorkerOptions): Promise<PythonWorker> {
+    let mech = o.mechanism;
+    if (mech === undefined) {
+      try {
+        mech = await resolveSandbox("auto") as "bwrap" | "unshare";
+      } catch (e) {
+        throw new WorkerFailure(`no sandbox for the python worker: ${(e as Error).message}`);
+      }
+    }
     const limits = { ...DEFAULT_LIMITS, diskBytes: 1024 * 1024 };
     const origArgv = [o.python, "-s", "-c", o.wrapper];
-    const launch = bwrapLaunch({ argv: [], env: o.env, readOnlyPaths: o.readOnlyPaths }, limits, {
+    const req = { argv: [], env: o.env, readOnlyPaths: o.readOnlyPaths };
+    const launch = sandboxLaunch(mech, req, limits, {
       confine: false,
       inner: [
         o.python,
@@ -466,7 +485,7 @@ export class PythonWorker {
     });
     const child = spawn(launch.command, launch.args, {
       cwd: launch.cwd,
-      // bwrap gives the server exactly the sandbox's clean environment (--clearenv).
+      // The sandbox gives the server exactly its clean environment (bwrap's --clearenv).
       env: { PATH: Deno.env.get("PATH") ?? "/usr/local/bin:/usr/bin:/bin" },
       stdio: ["pipe", "pipe", "pipe", "pipe", "pipe"],
     });
@@ -478,7 +497,7 @@ export class PythonWorker {
       on(e: string, f: () => void): void;
     };
     watchdog.on("error", () => {});
-    const w = new PythonWorker(child, watchdog);
+    const w = new PythonWorker(child, watchdog, mech);
     let stderr = "";
     child.stderr!.on("data", (d: Uint8Array) => {
       if (stderr.length < 4000) stderr += new TextDecoder().decode(d);
@@ -544,7 +563,7 @@ export class PythonWorker {
     const t0 = performance.now();
     const limits: SandboxLimits = { ...DEFAULT_LIMITS, ...c.limits };
     if (this.#dead) throw this.#dead;
-    if (!(await acquireSlot(c.signal))) return abortedResult("bwrap", t0);
+    if (!(await acquireSlot(c.signal))) return abortedResult(this.#mechanism, t0);
     const timers: ReturnType<typeof setTimeout>[] = [];
     let guard: ReturnType<typeof setInterval> | undefined;
     try {
@@ -632,7 +651,7 @@ export class PythonWorker {
         code = null;
       }
       return {
-        mechanism: "bwrap",
+        mechanism: this.#mechanism,
         code,
         signal,
         success: code === 0 && !timedOut && !wasAborted && limitExceeded === null,
@@ -656,6 +675,10 @@ export class PythonWorker {
   async close(): Promise<void> {
     this.#watchdog?.destroy();
     this.#watchdog = null;
+    const live = this.#child.exitCode === null && this.#child.signalCode === null;
+    if (live && this.#child.pid !== undefined) {
+      killChildren(this.#child.pid);
+    }
     try {
       this.#child.kill("SIGKILL");
     } catch { /* gone */ }

@@ -1,6 +1,7 @@
 /**
  * The sandbox's seccomp filter, compiled here to classic BPF (the bytes bubblewrap's `--seccomp FD`
- * loads). It is a deny list over what model-written code never needs, chosen so that Python, the
+ * loads, and the `unshare` mechanism's launcher loads with prctl(PR_SET_SECCOMP); the worker's
+ * calls load it too). It is a deny list over what model-written code never needs, chosen so that Python, the
  * shell and numeric libraries run unchanged, and documented in docs/SECURITY.md:
  *
  * - a foreign architecture (32-bit `int 0x80`, x32) kills the process: no second syscall table;
