@@ -114,6 +114,7 @@ export { ArpoError } from "./src/errors.ts";
 /** Sandboxed child processes (no network, scratch cwd, clean env, rlimits), for tool plugins. */
 export {
   DEFAULT_LIMITS,
+  type IsolatingMechanism,
   resolveSandbox,
   runSandboxed,
   type SandboxLimits,

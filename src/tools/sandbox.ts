@@ -51,6 +51,8 @@ import { PIVOT_ROOT_NR, unshareCommand, type ViewOp } from "./sandbox_unshare.ts
 export type SandboxMode = "auto" | "unshare" | "bwrap" | "none";
 /** The sandbox a run actually used. */
 export type SandboxMechanism = "bwrap" | "unshare" | "none";
+/** The mechanisms that isolate (all but `none`). */
+export type IsolatingMechanism = Exclude<SandboxMechanism, "none">;
 
 /** Resource limits of one sandboxed run. */
 export interface SandboxLimits {
@@ -317,9 +319,6 @@ export interface LaunchOptions {
    */
   inner?: string[];
 }
-/** The former name of LaunchOptions. */
-export type BwrapOptions = LaunchOptions;
-
 /** What both mechanisms build for a request: one description, so both give the same sandbox. */
 interface SandboxView {
   /** The filesystem view, in bwrap's option order (the root is made read-only after it). */
@@ -480,7 +479,7 @@ export function launcherPython(): string | undefined {
 
 /** The launch of `mech`'s sandbox for `req` (used by execute and the worker). */
 export function sandboxLaunch(
-  mech: "bwrap" | "unshare",
+  mech: IsolatingMechanism,
   req: SandboxRequest,
   limits: SandboxLimits,
   opts: LaunchOptions = {},
@@ -492,17 +491,18 @@ export function sandboxLaunch(
 // availability
 
 /** What each mechanism needs on the host's PATH (setpriv too when root). */
-const REQUIRED: Record<"bwrap" | "unshare", string[]> = {
+const REQUIRED: Record<IsolatingMechanism, string[]> = {
   bwrap: ["bwrap", "bash", "prlimit"],
   unshare: ["python3", "bash", "prlimit"],
 };
 /**
  * For tests only: a comma-separated list of mechanisms (`bwrap`, `unshare`) the probe reports as
- * not working, read on every resolveSandbox call, so a test can see `auto` fall back (or fail)
+ * not working, read on every resolveSandbox call (unless hideSandboxMechanismsForTests overrides it
+ * in this isolate), so a test can see `auto` fall back (or fail)
  * on a machine that has them. Nothing else reads it.
  */
 export const HIDE_ENV = "ARPO_SANDBOX_HIDE";
-const probed = new Map<"bwrap" | "unshare", Promise<string | null>>();
+const probed = new Map<IsolatingMechanism, Promise<string | null>>();
 
 let hiddenInProcess: readonly string[] | undefined;
 
@@ -515,7 +515,7 @@ export function hideSandboxMechanismsForTests(mechs: readonly string[] | undefin
   hiddenInProcess = mechs;
 }
 
-function hidden(mech: "bwrap" | "unshare"): boolean {
+function hidden(mech: IsolatingMechanism): boolean {
   if (hiddenInProcess !== undefined) return hiddenInProcess.includes(mech);
   try {
     return (Deno.env.get(HIDE_ENV) ?? "").split(",").map((s) => s.trim()).includes(mech);
@@ -525,7 +525,7 @@ function hidden(mech: "bwrap" | "unshare"): boolean {
 }
 
 /** Run `true` in `mech`'s sandbox once; null when it works, else the reason. Cached. */
-function probe(mech: "bwrap" | "unshare"): Promise<string | null> {
+function probe(mech: IsolatingMechanism): Promise<string | null> {
   if (hidden(mech)) return Promise.resolve(`hidden by ${HIDE_ENV} (tests)`);
   let p = probed.get(mech);
   if (p) return p;

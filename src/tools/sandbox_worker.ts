@@ -25,6 +25,7 @@ import {
   abortedResult,
   acquireSlot,
   DEFAULT_LIMITS,
+  type IsolatingMechanism,
   killChildren,
   releaseSlot,
   resolveSandbox,
@@ -350,7 +351,7 @@ export interface PythonWorkerOptions {
   /** As SandboxRequest.readOnlyPaths. */
   readOnlyPaths?: string[];
   /** The sandbox the server runs in (default: what `auto` resolves to here). */
-  mechanism?: "bwrap" | "unshare";
+  mechanism?: IsolatingMechanism;
 }
 
 /** One call: the program's stdin (the code), the seed argument and the limits. */
@@ -435,7 +436,7 @@ function hostPid(root: number, nsPid: number): number | undefined {
  */
 export class PythonWorker {
   readonly #child: ReturnType<typeof spawn>;
-  readonly #mechanism: "bwrap" | "unshare";
+  readonly #mechanism: IsolatingMechanism;
   readonly #pending = new Map<number, Pending>();
   #next = 1;
   #buf = new Uint8Array(0);
@@ -445,7 +446,7 @@ export class PythonWorker {
   private constructor(
     child: ReturnType<typeof spawn>,
     watchdog: { destroy(): void } | null,
-    mechanism: "bwrap" | "unshare",
+    mechanism: IsolatingMechanism,
   ) {
     this.#child = child;
     this.#mechanism = mechanism;
@@ -463,7 +464,7 @@ export class PythonWorker {
     let mech = o.mechanism;
     if (mech === undefined) {
       try {
-        mech = await resolveSandbox("auto") as "bwrap" | "unshare";
+        mech = await resolveSandbox("auto") as IsolatingMechanism;
       } catch (e) {
         throw new WorkerFailure(`no sandbox for the python worker: ${(e as Error).message}`);
       }
