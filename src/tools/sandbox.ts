@@ -987,6 +987,9 @@ async function executeNow(
       signal = SIGNAL_NAMES[code - 128] ?? `signal ${code - 128}`;
       code = null;
     }
+    // Past the output cap the program is killed; one that exited before the kill landed gets the
+    // same result, so the outcome does not depend on timing.
+    if (out.truncated || err.truncated) [code, signal] = [null, "SIGKILL"];
     return {
       ...base,
       code,

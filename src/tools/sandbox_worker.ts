@@ -651,6 +651,10 @@ export class PythonWorker {
         signal = SIGNAL_NAMES[code - 128] ?? `signal ${code - 128}`;
         code = null;
       }
+      // As in sandbox.ts: output past the cap means killed, whether or not it had exited first.
+      if (f.stdoutTruncated === true || f.stderrTruncated === true) {
+        [code, signal] = [null, "SIGKILL"];
+      }
       return {
         mechanism: this.#mechanism,
         code,
