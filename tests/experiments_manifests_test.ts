@@ -3,7 +3,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadManifest, manifestJsonSchema } from "../src/manifest/mod.ts";
+import type { PolicyInit } from "../src/manifest/policy.ts";
+import { initTokenizer } from "../src/policy/load.ts";
 import { BUILTIN_STAGES } from "../src/run/builtin.ts";
+import { demonstrationSequence } from "../src/train/sft_data.ts";
 import { REPO } from "./fixtures/helpers.ts";
 
 Deno.test("experiments: the shipped manifests are valid", async () => {
@@ -65,16 +68,14 @@ Deno.test("experiments: every SFT demonstration fits the policy's context", asyn
     const small = { ...ref.with, sizes: { train: 300, rl: 1, test: 1 } };
     if (ref.use === "kbqa") Object.assign(small, { people: 400, companies: 60, cities: 40 });
     const bench = await mod.default(small, localPluginContext({ name: ref.as!, seed: m.seed }));
-    const maxPosition = (m.policy as { init: { max_position: number } }).init.max_position;
-    const enc = new TextEncoder();
+    const init = (m.policy as { init: PolicyInit }).init;
+    const tokenizer = await initTokenizer(init);
     let longest = 0;
+    // The sequences SFT trains on, tokenized as it tokenizes them (the manifest's words included).
     for (const d of await bench.demonstrations("train")) {
-      const prompt = typeof d.prompt === "string"
-        ? d.prompt
-        : d.prompt.map((x: { content: string }) => x.content).join("");
-      // Byte tokenizer: one token per byte, plus a few special tokens around the turns.
-      longest = Math.max(longest, enc.encode(prompt + d.response).length + 8);
+      longest = Math.max(longest, demonstrationSequence(d, tokenizer).tokens.length);
     }
+    const maxPosition = init.max_position;
     assert.ok(
       longest <= maxPosition,
       `${name}: a demonstration of ${longest} tokens > ${maxPosition}`,

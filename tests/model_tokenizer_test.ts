@@ -511,3 +511,54 @@ Deno.test("hf: streaming through a non-ByteLevel decoder (SentencePiece-style by
   assert.deepEqual(chunks.slice(7, 10), ["", "", "日"]); // the three byte-fallback tokens of 日
   assert.equal(streamed(tok, [...ids.slice(0, 8), 2], true).join(""), "hello \ufffd");
 });
+
+Deno.test("byte: words are single ordinary tokens, leftmost-longest, in Hugging Face's ids too", async () => {
+  const words = ["<python>print(", ")</python>", " <result>\n", "\n</result>", "<python>", " * "];
+  const tok = new ByteTokenizer({ words });
+  assert.equal(tok.vocabSize, 256 + 3 + words.length);
+  assert.deepEqual(tok.words, words);
+  const first = 256 + tok.specials.length;
+  // The longest word wins where two start at one place; words are matched without `specials` too
+  // (they carry no role), and the rest stays bytes.
+  const text = "<python>print(2 * 5)</python> <result>\n10\n</result><|eos|><python>x";
+  const ids = tok.encode(text);
+  assert.deepEqual(ids.slice(0, 4), [first, 50, first + 5, 53]);
+  assert.equal(ids.filter((id) => id >= first).length, 6);
+  assert.ok(!ids.includes(tok.eosTokenIds[0]), "specials only when asked");
+  assert.ok(tok.encode(text, { specials: true }).includes(tok.eosTokenIds[0]));
+  assert.equal(tok.decode(ids), text);
+  assert.equal(tok.decode(ids, { skipSpecials: true }), text, "words are not specials");
+  assert.equal(tok.idToToken(first + 1), ")</python>");
+  assert.equal(tok.tokenToId(" * "), first + 5);
+  assert.equal(tok.encode("no words here").length, 13);
+  // No words: the same tokenizer (options, files, digest) as before words existed.
+  assert.deepEqual(new ByteTokenizer({ words: [] }).files(), new ByteTokenizer().files());
+  assert.equal(new ByteTokenizer({ words: [] }).digest, new ByteTokenizer().digest);
+  assert.notEqual(tok.digest, new ByteTokenizer().digest);
+  assert.throws(() => new ByteTokenizer({ words: ["<|eos|>"] }), /already a special token/);
+  assert.throws(() => new ByteTokenizer({ words: ["ab", "ab"] }), /listed twice/);
+  assert.throws(() => new ByteTokenizer({ words: [""] }), /non-empty/);
+
+  const dir = await Deno.makeTempDir();
+  try {
+    await saveTokenizer(tok, dir);
+    const back = await loadTokenizer(dir);
+    assert.ok(back instanceof ByteTokenizer);
+    assert.equal(back.digest, tok.digest);
+    assert.deepEqual(back.words, words);
+    const files = tok.files();
+    const hf = new HfTokenizer(
+      JSON.parse(files["tokenizer.json"]),
+      JSON.parse(files["tokenizer_config.json"]),
+      { dir, files },
+    );
+    assert.equal(hf.vocabSize, tok.vocabSize);
+    for (const t of [...BYTE_TEXTS, text, "<python><python>print(print(", " *  * "]) {
+      const mine = tok.encode(t, { specials: true });
+      assert.deepEqual(hf.encode(t), mine, t);
+      assert.equal(hf.decode(mine), tok.decode(mine));
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { ArpoError } from "../src/errors.ts";
 import { iqm, meanOfGroupMeans, pooledIqm, stratifiedBootstrap } from "../src/eval/sweep_stats.ts";
-import { MAX_SEEDS, parseSeedList } from "../src/run/sweep.ts";
+import { MAX_SEEDS, parseSeedList, seedMetric } from "../src/run/sweep.ts";
 import { Stream } from "../src/rng.ts";
 
 Deno.test("iqm: the mean of the middle half (scipy trim_mean 0.25)", () => {
@@ -131,4 +131,11 @@ Deno.test("parseSeedList: bad lists are ArpoErrors (exit 2) naming the problem",
       },
     );
   }
+});
+
+Deno.test("seedMetric: a total recorded only when nonzero counts 0 where the stage ran", () => {
+  assert.equal(seedMetric({ branch_rate: 0.3 }, "tool_cap_rate"), 0);
+  assert.equal(seedMetric({ tool_cap_rate: 0.01 }, "tool_cap_rate"), 0.01);
+  assert.equal(seedMetric(undefined, "tool_cap_rate"), null);
+  assert.equal(seedMetric({ branch_rate: 0.3 }, "accuracy"), null);
 });

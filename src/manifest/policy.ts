@@ -47,7 +47,18 @@ export const policyInitSchema = z.strictObject({
   tie_embeddings: z.boolean().default(true),
   tokenizer: z.enum(["byte"]).default("byte")
     .describe("`byte`: UTF-8 bytes plus the special tokens of the tag protocol"),
+  // Optional without a default: a manifest that does not set it keeps its run id.
+  words: z.array(z.string().min(1)).optional().describe(
+    "strings that become single tokens of the byte tokenizer (Hugging Face added tokens, not " +
+      "special), matched longest first everywhere, tool output included: a fixed protocol's " +
+      "tags and calls (`<python>print(`) in one token each make sequences several times shorter",
+  ),
 }).superRefine((v, ctx) => {
+  for (const [i, w] of (v.words ?? []).entries()) {
+    if (v.words!.indexOf(w) !== i) {
+      ctx.addIssue({ code: "custom", path: ["words", i], message: `listed twice: "${w}"` });
+    }
+  }
   const params = v.layers * (4 * v.hidden_size ** 2 + 3 * v.hidden_size * v.intermediate_size);
   if (params > MAX_INIT_PARAMETERS) {
     ctx.addIssue({

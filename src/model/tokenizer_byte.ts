@@ -24,6 +24,13 @@ export interface ByteTokenizerOptions {
   pad?: string | null;
   /** More named special tokens, given ids after BOS, EOS and PAD in this order. */
   extra?: readonly string[];
+  /**
+   * Strings that become single ordinary tokens (Hugging Face added tokens with `special: false`),
+   * ids after the specials in this order. Unlike specials they are always recognized, in tool output
+   * too (they carry no role), and decode to their text even with `skipSpecials`. They make the
+   * sequences of a fixed protocol short: `<python>print(` as one token instead of 14 bytes.
+   */
+  words?: readonly string[];
   /** A Jinja chat template, if prompts for this model are chats. */
   chatTemplate?: string;
 }
@@ -59,6 +66,8 @@ export class ByteTokenizer implements Tokenizer {
   readonly specialTokenIds: readonly number[];
   /** Special token strings in id order (id = 256 + index). */
   readonly specials: readonly string[];
+  /** Word tokens in id order (id = 256 + specials.length + index). */
+  readonly words: readonly string[];
   readonly digest: string;
   readonly applyChatTemplate?: (
     messages: ChatMessage[],
@@ -70,6 +79,10 @@ export class ByteTokenizer implements Tokenizer {
   readonly #specialIds: Map<string, number>;
   readonly #specialPattern?: RegExp;
   readonly #specialBytes: Uint8Array[];
+  /** Specials and words, longest first: what `encode` with specials matches. */
+  readonly #allPattern?: RegExp;
+  /** Words alone, longest first: what `encode` without specials matches. */
+  readonly #wordPattern?: RegExp;
 
   /**
    * `loaded` is for `fromFiles`: EOS ids from generation_config.json, and where the chat template
@@ -104,16 +117,34 @@ export class ByteTokenizer implements Tokenizer {
     const eosId = add(eos, "EOS");
     this.padTokenId = add(pad, "PAD");
     for (const [i, name] of (options.extra ?? []).entries()) add(name, `extra[${i}]`);
+    const words = [...(options.words ?? [])];
+    for (const [i, word] of words.entries()) {
+      if (typeof word !== "string" || word.length === 0) {
+        throw new ArpoError(
+          `Byte tokenizer: words[${i}] must be a non-empty string, found ${JSON.stringify(word)}.`,
+        );
+      }
+      if (specials.includes(word) || words.indexOf(word) !== i) {
+        throw new ArpoError(
+          `Byte tokenizer: words[${i}] ${JSON.stringify(word)} is already a ${
+            specials.includes(word) ? "special token" : "word (listed twice)"
+          }.`,
+        );
+      }
+    }
 
     this.#options = {
       bos,
       eos,
       pad,
       extra: [...(options.extra ?? [])],
+      // Only when given, so that a tokenizer without words keeps its options (and digest).
+      ...(words.length > 0 ? { words } : {}),
       ...(options.chatTemplate !== undefined ? { chatTemplate: options.chatTemplate } : {}),
     };
     this.specials = specials;
-    this.vocabSize = 256 + specials.length;
+    this.words = words;
+    this.vocabSize = 256 + specials.length + words.length;
     this.specialTokenIds = specials.map((_, i) => 256 + i);
     for (const id of extraEos) {
       if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) {
@@ -123,13 +154,19 @@ export class ByteTokenizer implements Tokenizer {
       }
     }
     this.eosTokenIds = [...new Set([...(eosId === undefined ? [] : [eosId]), ...extraEos])];
-    this.#specialIds = new Map(specials.map((s, i) => [s, 256 + i]));
-    this.#specialBytes = specials.map((s) => ENCODER.encode(s));
-    if (specials.length > 0) {
-      // Longest first, so a special that is a prefix of another never shadows it.
-      const alternatives = [...specials].sort((a, b) => b.length - a.length).map(escapeRegExp);
-      this.#specialPattern = new RegExp(alternatives.join("|"), "g");
-    }
+    const added = [...specials, ...words];
+    this.#specialIds = new Map(added.map((s, i) => [s, 256 + i]));
+    this.#specialBytes = added.map((s) => ENCODER.encode(s));
+    // Longest first, so a token that is a prefix of another never shadows it: leftmost-longest,
+    // as Hugging Face matches added tokens.
+    const pattern = (list: string[]) =>
+      list.length === 0 ? undefined : new RegExp(
+        [...list].sort((a, b) => b.length - a.length).map(escapeRegExp).join("|"),
+        "g",
+      );
+    this.#specialPattern = pattern(specials);
+    this.#allPattern = pattern(added);
+    this.#wordPattern = pattern(words);
     if (options.chatTemplate !== undefined) {
       const template = new ChatTemplate(
         options.chatTemplate,
@@ -162,8 +199,11 @@ export class ByteTokenizer implements Tokenizer {
     where: { dir: string; chatTemplate?: string; generationConfig?: Record<string, unknown> },
   ): ByteTokenizer | undefined {
     const configPath = `${where.dir}/tokenizer_config.json`;
-    const added = (tokenizerJson.added_tokens as { id: number; content: string }[]) ?? [];
-    const specials = added.map((t) => t.content);
+    const added = (tokenizerJson.added_tokens as
+      | { id: number; content: string; special?: boolean }[]
+      | undefined) ?? [];
+    const specials = added.filter((t) => t.special !== false).map((t) => t.content);
+    const words = added.filter((t) => t.special === false).map((t) => t.content);
     const role = (field: string): string | null => {
       const v = config[field];
       const name = typeof v === "string"
@@ -188,7 +228,14 @@ export class ByteTokenizer implements Tokenizer {
     const template = where.chatTemplate ??
       templateFromConfig(config.chat_template, configPath);
     const tok = new ByteTokenizer(
-      { bos, eos, pad, extra, ...(template !== undefined ? { chatTemplate: template } : {}) },
+      {
+        bos,
+        eos,
+        pad,
+        extra,
+        ...(words.length > 0 ? { words } : {}),
+        ...(template !== undefined ? { chatTemplate: template } : {}),
+      },
       {
         extraEos: generationEos(where.generationConfig, `${where.dir}/generation_config.json`),
         templateOrigin: where.chatTemplate !== undefined
@@ -203,12 +250,11 @@ export class ByteTokenizer implements Tokenizer {
   }
 
   encode(text: string, options: EncodeOptions = {}): number[] {
-    if (!options.specials || this.#specialPattern === undefined) {
-      return Array.from(ENCODER.encode(text));
-    }
+    const pattern = options.specials ? this.#allPattern : this.#wordPattern;
+    if (pattern === undefined) return Array.from(ENCODER.encode(text));
     const ids: number[] = [];
     let last = 0;
-    for (const m of text.matchAll(this.#specialPattern)) {
+    for (const m of text.matchAll(pattern)) {
       if (m.index > last) {
         for (const b of ENCODER.encode(text.slice(last, m.index))) ids.push(b);
       }
@@ -238,12 +284,13 @@ export class ByteTokenizer implements Tokenizer {
           return decoder.decode(one, { stream: true });
         }
         if (Number.isInteger(id) && id >= 256 && id < this.vocabSize) {
-          if (options.skipSpecials) return "";
+          if (options.skipSpecials && id < 256 + this.specials.length) return "";
           return decoder.decode(this.#specialBytes[id - 256], { stream: true });
         }
         throw new ArpoError(
           `Byte tokenizer cannot decode token id ${id}: ids are 0..${this.vocabSize - 1} ` +
-            `(256 bytes + ${this.specials.length} special tokens).`,
+            `(256 bytes + ${this.specials.length} special tokens` +
+            (this.words.length > 0 ? ` + ${this.words.length} words).` : `).`),
         );
       },
       flush: () => decoder.decode(),
@@ -257,10 +304,14 @@ export class ByteTokenizer implements Tokenizer {
     return b >= 0 ? b : undefined;
   }
 
-  /** Specials by name; bytes in the Hugging Face ByteLevel alphabet (as tokenizer.json has them). */
+  /**
+   * Specials and words by their text; bytes in the Hugging Face ByteLevel alphabet (as
+   * tokenizer.json has them).
+   */
   idToToken(id: number): string | undefined {
     if (Number.isInteger(id) && id >= 0 && id < 256) return ALPHABET[id];
-    return this.specials[id - 256];
+    if (!Number.isInteger(id) || id < 256) return undefined;
+    return this.specials[id - 256] ?? this.words[id - 256 - this.specials.length];
   }
 
   encodeChat(
@@ -309,14 +360,14 @@ export class ByteTokenizer implements Tokenizer {
       version: "1.0",
       truncation: null,
       padding: null,
-      added_tokens: this.specials.map((content, i) => ({
+      added_tokens: [...this.specials, ...this.words].map((content, i) => ({
         id: 256 + i,
         content,
         single_word: false,
         lstrip: false,
         rstrip: false,
         normalized: false,
-        special: true,
+        special: i < this.specials.length,
       })),
       normalizer: null,
       pre_tokenizer: byteLevel,
@@ -355,7 +406,8 @@ export class ByteTokenizer implements Tokenizer {
 
 /**
  * True when a parsed tokenizer.json is the byte tokenizer's shape: ByteLevel BPE, no normalizer, the
- * 256-entry identity byte vocabulary, no merges, and only special added tokens numbered from 256.
+ * 256-entry identity byte vocabulary, no merges, and added tokens numbered from 256: the specials,
+ * then the words (`special: false`).
  */
 export function isByteTokenizerJson(json: Record<string, unknown>): boolean {
   const model = json.model as Record<string, unknown> | undefined;
@@ -370,9 +422,10 @@ export function isByteTokenizerJson(json: Record<string, unknown>): boolean {
   if (!ALPHABET.every((c, b) => vocab[c] === b)) return false;
   const added = json.added_tokens;
   if (!Array.isArray(added)) return false;
+  const firstWord = added.findIndex((t) => t?.special === false);
   return added.every((t, i) =>
-    t && t.id === 256 + i && t.special === true && typeof t.content === "string" &&
-    t.content.length > 0
+    t && t.id === 256 + i && typeof t.content === "string" && t.content.length > 0 &&
+    t.special === (firstWord < 0 || i < firstWord)
   );
 }
 

@@ -50,6 +50,20 @@ export async function missingTokenizerFiles(dir: string): Promise<string[]> {
   return out;
 }
 
+/**
+ * The tokenizer of an `init:` policy: the byte tokenizer, with the manifest's `words` as single
+ * tokens.
+ *
+ * @example
+ * ```ts
+ * const tok = await initTokenizer({ words: ["<python>print("] });
+ * // tok.encode("<python>print(1)").length === 3
+ * ```
+ */
+export async function initTokenizer(init: Pick<PolicyInit, "words">): Promise<Tokenizer> {
+  return await loadTokenizer(init.words?.length ? { words: init.words } : {});
+}
+
 /** The decoder config for an `init:` policy with this tokenizer. */
 export function initConfig(init: PolicyInit, tokenizer: Tokenizer): DecoderConfig {
   const headDim = init.hidden_size / init.heads;
@@ -123,7 +137,7 @@ export async function loadPolicyModel(
     return { model, tokenizer };
   }
   if (!("init" in config)) throw new ArpoError(`policy: neither 'model' nor 'init' is given`);
-  const tokenizer = await loadTokenizer({});
+  const tokenizer = await initTokenizer(config.init);
   const model = initModel(initConfig(config.init, tokenizer), opts.seed ?? 0);
   return { model, tokenizer };
 }

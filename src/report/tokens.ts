@@ -8,6 +8,7 @@ import type { Json } from "../store/canonical.ts";
 import type { RunRecord } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
 import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
+import { initTokenizer } from "../policy/load.ts";
 import type { TokenTexts } from "./samples.ts";
 
 const TOKENIZER_FILES = [
@@ -21,7 +22,8 @@ export async function runTokenizer(store: Store, rec: RunRecord): Promise<Tokeni
   const m = rec.identity.manifest as Record<string, Json>;
   const policy = (m?.policy ?? { init: {} }) as Record<string, Json>;
   if (policy.init !== undefined && policy.init !== null || Object.keys(policy).length === 0) {
-    return await loadTokenizer({});
+    const words = (policy.init as { words?: string[] } | null)?.words;
+    return await initTokenizer({ ...(words ? { words } : {}) });
   }
   const files = rec.modelFiles ?? {};
   if (!files["tokenizer.json"]) return undefined;

@@ -33,6 +33,7 @@ import {
   writeSweep,
 } from "../store/sweeps.ts";
 import { runManifest, type RunOptions, type RunResult } from "./runner.ts";
+import { ZERO_WHEN_ABSENT } from "./stages/rl_rollout.ts";
 
 /** At most this many seeds in one sweep (a typo such as `1-10000` is an error, not a week). */
 export const MAX_SEEDS = 1000;
@@ -304,6 +305,26 @@ export const SWEEP_METHOD =
  * the mean over seeds with its interval, the IQM with its interval, and each seed's value. The
  * bootstrap stream is keyed by (sweep id, stage), so the same sweep always gives the same numbers.
  */
+/**
+ * A seed's value of a stage metric for the aggregate: the recorded number; 0 for a metric its
+ * stage records only when nonzero (ZERO_WHEN_ABSENT) in a stage that ran; otherwise null (absent).
+ *
+ * @example
+ * ```ts
+ * seedMetric({ branch_rate: 0.3 }, "tool_cap_rate"); // 0: the cap ended no trajectory
+ * seedMetric(undefined, "tool_cap_rate"); // null: the stage is not in this run
+ * ```
+ */
+export function seedMetric(
+  metrics: Readonly<Record<string, Json>> | undefined,
+  metric: string,
+): number | null {
+  if (metrics === undefined) return null;
+  const v = metrics[metric];
+  if (finite(v)) return v;
+  return v === undefined && ZERO_WHEN_ABSENT.has(metric) ? 0 : null;
+}
+
 export async function sweepAggregate(
   store: Store,
   sweep: Pick<SweepRecord, "id" | "runs">,
@@ -328,10 +349,7 @@ export async function sweepAggregate(
     const perQ = await Promise.all(recs.map((r) => evalPerQuestion(store, r, name)));
     const metrics: SweepMetric[] = [];
     for (const metric of names) {
-      const perSeed = recs.map((r) => {
-        const v = r.stages[name]?.metrics[metric];
-        return finite(v) ? v : null;
-      });
+      const perSeed = recs.map((r) => seedMetric(r.stages[name]?.metrics, metric));
       // Per-question scores, used only when every seed has them and they reproduce its metric.
       let groups: number[][] | undefined = [];
       for (let i = 0; i < recs.length && groups; i++) {

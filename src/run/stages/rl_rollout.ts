@@ -176,6 +176,9 @@ const PROGRESS_METRICS = [
  * all trajectories that the tool-call cap ended (only when it ended some: other runs keep their
  * bytes).
  */
+/** Totals recorded only when nonzero (so earlier runs keep their bytes): absent means 0. */
+export const ZERO_WHEN_ABSENT: ReadonlySet<string> = new Set(["tool_cap_rate"]);
+
 export function rolloutTotals(
   steps: readonly Json[],
 ): {
