@@ -381,6 +381,16 @@ Deno.test("byte: out-of-range ids and bad specials are ArpoErrors", async () => 
   await assertArpoError(() => new ByteTokenizer({ eos: "" }), "EOS", "non-empty");
 });
 
+/** A byte tokenizer's files read through @huggingface/tokenizers (what Python gets too). */
+function asHf(tok: ByteTokenizer, dir: string): HfTokenizer {
+  const files = tok.files();
+  return new HfTokenizer(
+    JSON.parse(files["tokenizer.json"]),
+    JSON.parse(files["tokenizer_config.json"]),
+    { dir, files },
+  );
+}
+
 Deno.test("byte: saved files reload as the byte tokenizer and as a Hugging Face tokenizer", async () => {
   const template =
     "{% for m in messages %}{{ bos_token }}{{ m.role }}: {{ m.content }}{{ eos_token }}" +
@@ -401,11 +411,7 @@ Deno.test("byte: saved files reload as the byte tokenizer and as a Hugging Face 
 
     // The same files through @huggingface/tokenizers give the same ids (what Python gets too).
     const files = tok.files();
-    const hf = new HfTokenizer(
-      JSON.parse(files["tokenizer.json"]),
-      JSON.parse(files["tokenizer_config.json"]),
-      { dir, files },
-    );
+    const hf = asHf(tok, dir);
     assert.equal(hf.vocabSize, tok.vocabSize);
     assert.equal(hf.bosTokenId, 256); // the post-processor prepends BOS to raw text
     assert.deepEqual(hf.eosTokenIds, tok.eosTokenIds);
@@ -546,12 +552,7 @@ Deno.test("byte: words are single ordinary tokens, leftmost-longest, in Hugging 
     assert.ok(back instanceof ByteTokenizer);
     assert.equal(back.digest, tok.digest);
     assert.deepEqual(back.words, words);
-    const files = tok.files();
-    const hf = new HfTokenizer(
-      JSON.parse(files["tokenizer.json"]),
-      JSON.parse(files["tokenizer_config.json"]),
-      { dir, files },
-    );
+    const hf = asHf(tok, dir);
     assert.equal(hf.vocabSize, tok.vocabSize);
     for (const t of [...BYTE_TEXTS, text, "<python><python>print(print(", " *  * "]) {
       const mine = tok.encode(t, { specials: true });
