@@ -76,9 +76,9 @@ export class ByteTokenizer implements Tokenizer {
   ) => string;
 
   readonly #options: ByteTokenizerOptions;
-  readonly #specialIds: Map<string, number>;
-  readonly #specialPattern?: RegExp;
-  readonly #specialBytes: Uint8Array[];
+  /** Ids and UTF-8 bytes of the added tokens: the specials, then the words. */
+  readonly #addedIds: Map<string, number>;
+  readonly #addedBytes: Uint8Array[];
   /** Specials and words, longest first: what `encode` with specials matches. */
   readonly #allPattern?: RegExp;
   /** Words alone, longest first: what `encode` without specials matches. */
@@ -155,8 +155,8 @@ export class ByteTokenizer implements Tokenizer {
     }
     this.eosTokenIds = [...new Set([...(eosId === undefined ? [] : [eosId]), ...extraEos])];
     const added = [...specials, ...words];
-    this.#specialIds = new Map(added.map((s, i) => [s, 256 + i]));
-    this.#specialBytes = added.map((s) => ENCODER.encode(s));
+    this.#addedIds = new Map(added.map((s, i) => [s, 256 + i]));
+    this.#addedBytes = added.map((s) => ENCODER.encode(s));
     // Longest first, so a token that is a prefix of another never shadows it: leftmost-longest,
     // as Hugging Face matches added tokens.
     const pattern = (list: string[]) =>
@@ -164,7 +164,6 @@ export class ByteTokenizer implements Tokenizer {
         [...list].sort((a, b) => b.length - a.length).map(escapeRegExp).join("|"),
         "g",
       );
-    this.#specialPattern = pattern(specials);
     this.#allPattern = pattern(added);
     this.#wordPattern = pattern(words);
     if (options.chatTemplate !== undefined) {
@@ -258,7 +257,7 @@ export class ByteTokenizer implements Tokenizer {
       if (m.index > last) {
         for (const b of ENCODER.encode(text.slice(last, m.index))) ids.push(b);
       }
-      ids.push(this.#specialIds.get(m[0])!);
+      ids.push(this.#addedIds.get(m[0])!);
       last = m.index + m[0].length;
     }
     if (last < text.length) { for (const b of ENCODER.encode(text.slice(last))) ids.push(b); }
@@ -285,7 +284,7 @@ export class ByteTokenizer implements Tokenizer {
         }
         if (Number.isInteger(id) && id >= 256 && id < this.vocabSize) {
           if (options.skipSpecials && id < 256 + this.specials.length) return "";
-          return decoder.decode(this.#specialBytes[id - 256], { stream: true });
+          return decoder.decode(this.#addedBytes[id - 256], { stream: true });
         }
         throw new ArpoError(
           `Byte tokenizer cannot decode token id ${id}: ids are 0..${this.vocabSize - 1} ` +
@@ -298,7 +297,7 @@ export class ByteTokenizer implements Tokenizer {
   }
 
   tokenToId(token: string): number | undefined {
-    const special = this.#specialIds.get(token);
+    const special = this.#addedIds.get(token);
     if (special !== undefined) return special;
     const b = ALPHABET.indexOf(token);
     return b >= 0 ? b : undefined;

@@ -22,8 +22,7 @@ export async function runTokenizer(store: Store, rec: RunRecord): Promise<Tokeni
   const m = rec.identity.manifest as Record<string, Json>;
   const policy = (m?.policy ?? { init: {} }) as Record<string, Json>;
   if (policy.init !== undefined && policy.init !== null || Object.keys(policy).length === 0) {
-    const words = (policy.init as { words?: string[] } | null)?.words;
-    return await initTokenizer({ ...(words ? { words } : {}) });
+    return await initTokenizer({ words: (policy.init as { words?: string[] } | null)?.words });
   }
   const files = rec.modelFiles ?? {};
   if (!files["tokenizer.json"]) return undefined;

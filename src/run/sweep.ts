@@ -301,11 +301,6 @@ export const SWEEP_METHOD =
   "without per-question scores); IQM: interquartile mean of the pooled seed × question scores";
 
 /**
- * The aggregate over a sweep's complete runs: per stage, per numeric metric of the run records,
- * the mean over seeds with its interval, the IQM with its interval, and each seed's value. The
- * bootstrap stream is keyed by (sweep id, stage), so the same sweep always gives the same numbers.
- */
-/**
  * A seed's value of a stage metric for the aggregate: the recorded number; 0 for a metric its
  * stage records only when nonzero (ZERO_WHEN_ABSENT) in a stage that ran; otherwise null (absent).
  *
@@ -325,6 +320,11 @@ export function seedMetric(
   return v === undefined && ZERO_WHEN_ABSENT.has(metric) ? 0 : null;
 }
 
+/**
+ * The aggregate over a sweep's complete runs: per stage, per numeric metric of the run records,
+ * the mean over seeds with its interval, the IQM with its interval, and each seed's value. The
+ * bootstrap stream is keyed by (sweep id, stage), so the same sweep always gives the same numbers.
+ */
 export async function sweepAggregate(
   store: Store,
   sweep: Pick<SweepRecord, "id" | "runs">,

@@ -167,6 +167,9 @@ const PROGRESS_METRICS = [
   "delta_h_not_branched",
 ];
 
+/** Totals recorded only when nonzero (so earlier runs keep their bytes): absent means 0. */
+export const ZERO_WHEN_ABSENT: ReadonlySet<string> = new Set(["tool_cap_rate"]);
+
 /**
  * Totals over every step of a stage, from the step summaries (curve entries without them, such as
  * an evaluation before the first step, are skipped): `tool_calls_per_trajectory` = mean over all
@@ -176,9 +179,6 @@ const PROGRESS_METRICS = [
  * all trajectories that the tool-call cap ended (only when it ended some: other runs keep their
  * bytes).
  */
-/** Totals recorded only when nonzero (so earlier runs keep their bytes): absent means 0. */
-export const ZERO_WHEN_ABSENT: ReadonlySet<string> = new Set(["tool_cap_rate"]);
-
 export function rolloutTotals(
   steps: readonly Json[],
 ): {
