@@ -119,11 +119,13 @@ Deno.test("numerics: fingerprint recorded and shown, diff compares it, verify te
 
     // 2. and 3. The archived fingerprint edited: the run as if another CPU class had made it,
     // with archived eval results that differ from this machine's on some questions.
+    // Another ISA class than this machine's (on an AVX2 machine, avx2-fma would be no change).
+    const otherIsa = JSON.parse(original).numerics.cpu.isa === "avx2-fma" ? "avx512" : "avx2-fma";
     const elsewhere = async (change: (qs: PerQuestion[]) => void) => {
       const r = JSON.parse(original);
       const other = {
         ...r.numerics,
-        cpu: { ...r.numerics.cpu, vendor: "GenuineIntel", model: "elsewhere", isa: "avx2-fma" },
+        cpu: { ...r.numerics.cpu, vendor: "GenuineIntel", model: "elsewhere", isa: otherIsa },
         canary: "0".repeat(64),
       };
       r.numerics = other;
@@ -146,7 +148,7 @@ Deno.test("numerics: fingerprint recorded and shown, diff compares it, verify te
     const lines = replicated.stdout.split("\n");
     assert.match(
       lines[0],
-      /numerics differ from the archived run's \(canary .*cpu\.isa "avx2-fma" → /,
+      new RegExp(`numerics differ from the archived run's \\(canary .*cpu\\.isa "${otherIsa}" → `),
     );
     assert.match(replicated.stdout, /replicated, not bit-identical — 1 output\(s\) differ/);
     assert.match(replicated.stdout, /^ *eval +accuracy .* replicates$/m);

@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { loadModelDir } from "../src/model/load.ts";
 import { OnnxPolicy } from "../src/policy/onnx_policy.ts";
-import type { SamplingParams } from "../src/policy/types.ts";
+import type { GenerateResult, SamplingParams } from "../src/policy/types.ts";
 import type { TokenizerLike } from "../src/model/tokenizer.ts";
 import { stream } from "../src/rng.ts";
 import { uniformAt } from "../src/policy/sampling.ts";
@@ -338,10 +338,15 @@ Deno.test("policy: rows that stop early leave the batch (compaction, cache growt
     const budgets = [1, 3, 45, 12, 2];
     const prompts = [ref.rows[0], ref.rows[1], ref.rows[2], ref.rows[1], ref.rows[0]];
     const batch = prompts.map((row, i) => p.create(row, stream(12, "c", i)));
+    const reported: GenerateResult[] = [];
     const res = await p.generate(
       batch.map((seq, i) => ({ seq, stop: { maxTokens: budgets[i] } })),
       SAMPLE,
+      { onResult: (r) => reported.push(structuredClone(r)) },
     );
+    // Each row is reported once, as it stops (shortest budget first), with what generate returns.
+    assert.deepEqual(reported.map((r) => batch.indexOf(r.seq)), [0, 4, 1, 3, 2]);
+    for (const r of reported) assert.deepEqual(r, res[batch.indexOf(r.seq)]);
     for (let i = 0; i < budgets.length; i++) {
       assert.equal(res[i].tokens.length, budgets[i]);
       const alone = p.create(prompts[i], stream(12, "c", i));

@@ -31,9 +31,18 @@ async function run(
   ids: string[],
   cfg: RolloutInput,
   jitter: number,
-): Promise<{ lines: Map<string, string>; forwarded: number; scratch: number }> {
-  const policy = new ScriptedPolicy(agent);
+  earlyResults = false,
+): Promise<
+  { lines: Map<string, string>; forwarded: number; scratch: number; duringGenerate: number }
+> {
+  const policy = new ScriptedPolicy(agent, { earlyResults });
   const tools = new FakeToolRuntime(["python", "search"], answer, jitter, 6);
+  let duringGenerate = 0;
+  const call = tools.call.bind(tools);
+  tools.call = (tag, input) => {
+    if (policy.generating) duringGenerate++;
+    return call(tag, input);
+  };
   const config = parseRolloutConfig(cfg);
   const prompt = (id: string) =>
     policy.tokenizer.encode(`System: you are an agent.\n${"x".repeat(60)}\nQuestion ${id}?\n`);
@@ -53,7 +62,12 @@ async function run(
     lines.set(q.task.id, q.tree.toJsonLines());
   }
   assert.equal(policy.live, 0);
-  return { lines, forwarded: res.stats.tokensForwarded, scratch: res.stats.scratchTokens };
+  return {
+    lines,
+    forwarded: res.stats.tokensForwarded,
+    scratch: res.stats.scratchTokens,
+    duringGenerate,
+  };
 }
 
 const IDS = ["q0", "q1", "q2", "q3", "q4"];
@@ -122,6 +136,16 @@ for (const [name, cfg] of CONFIGS) {
     if (!name.startsWith("grpo")) assert.ok(all.includes('"decision":"branch"'), "some branches");
   });
 }
+
+Deno.test("determinism: tool calls started while the round still generates give the same trees", async () => {
+  for (const [name, cfg] of CONFIGS) {
+    const after = await run(IDS, cfg, 1);
+    const early = await run(IDS, cfg, 2, true);
+    for (const id of IDS) assert.equal(early.lines.get(id), after.lines.get(id), `${name}: ${id}`);
+    assert.equal(after.duringGenerate, 0, `${name}: no early start without onResult`);
+    assert.ok(early.duringGenerate > 0, `${name}: calls started during generate`);
+  }
+});
 
 Deno.test("tool completion order really differs between jitter seeds", async () => {
   const orders: string[] = [];

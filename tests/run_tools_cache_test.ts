@@ -144,16 +144,23 @@ Deno.test("tool cache: toolCacheEnabled reads the manifest setting", () => {
   assert.equal(toolCacheEnabled({ search: true }, "search"), true);
 });
 
-Deno.test("tool cache: entries are atomic JSON files under cache/tools; bad keys are refused", async () => {
+Deno.test("tool cache: entries are written behind, as atomic JSON files under cache/tools; bad keys are refused", async () => {
   const store = await scratchStore();
   try {
     const cache = storeToolCache(store);
     const key = toolCallKey("d".repeat(64), "in");
     assert.equal(await cache.get(key), undefined);
     await cache.put(key, JSON.stringify({ text: "out", error: false }));
+    // Written behind: the entry answers at once, from memory until its file has landed.
     assert.equal(await cache.get(key), JSON.stringify({ text: "out", error: false }));
+    await cache.flush();
     const path = store.metaPath("cache", `tools/${key}`);
     assert.ok((await Deno.stat(path)).isFile);
+    // A fresh cache over the same store reads the file.
+    assert.equal(
+      await storeToolCache(store).get(key),
+      JSON.stringify({ text: "out", error: false }),
+    );
     // No temp file left behind.
     const tmp = [...Deno.readDirSync(store.tmpDir)];
     assert.deepEqual(tmp, []);

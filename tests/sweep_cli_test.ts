@@ -66,6 +66,28 @@ Deno.test("sweep: exp --seeds, show, ls, compare and report on a sweep", async (
   try {
     let id = "";
     let first: Record<string, unknown> = {};
+    let planned = "";
+    await t.step("exp --seeds 1,2 --dry-run names the sweep it would record", async () => {
+      const r = await cli(["exp", manifest, "--store", store, "--seeds", "1,2", "--dry-run"], {
+        env,
+      });
+      assert.equal(r.code, 0, r.stderr);
+      planned = /^sweep ([0-9a-f]{64})$/m.exec(r.stdout)?.[1] ?? "";
+      assert.match(planned, /^[0-9a-f]{64}$/, r.stdout);
+      const j = JSON.parse(
+        (await cli(["exp", manifest, "--store", store, "--seeds", "1,2", "--dry-run", "--json"], {
+          env,
+        })).stdout,
+      );
+      assert.equal(j.sweepId, planned);
+      assert.equal(j.runs.length, 2);
+      assert.ok(!("identity" in j.runs[0]), "the plan's identity stays out of the output");
+      // Other seeds are another sweep.
+      const other = await cli(["exp", manifest, "--store", store, "--seeds", "1-3", "--dry-run"], {
+        env,
+      });
+      assert.notEqual(/^sweep ([0-9a-f]{64})$/m.exec(other.stdout)?.[1], planned);
+    });
     await t.step("exp --seeds 1,2 runs once per seed and records the sweep", async () => {
       const r = await cli(["exp", manifest, "--store", store, "--seeds", "1,2", "--json"], { env });
       assert.equal(r.code, 0, r.stderr);
@@ -73,6 +95,7 @@ Deno.test("sweep: exp --seeds, show, ls, compare and report on a sweep", async (
       first = j;
       id = j.sweepId;
       assert.match(id, /^[0-9a-f]{64}$/);
+      assert.equal(id, planned, "the sweep the dry run named");
       assert.equal(j.record, join(store, "sweeps", `${id}.json`));
       assert.deepEqual(j.seeds, [1, 2]);
       assert.equal(j.status, "complete");

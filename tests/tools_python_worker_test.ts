@@ -2,9 +2,8 @@
  * The python tool served by its persistent worker (`worker: true`, the default) gives exactly
  * the text of one process per call (`worker: false`) — values, seeded randomness, set order,
  * tracebacks, limits — and nothing one call leaves behind is visible to the next, under each
- * sandbox mechanism that works here. (plugins/tools/python.ts starts its worker only under
- * bwrap, so under `unshare` both tools run one process per call here; the worker itself is
- * compared with one process per call under both in tests/tools_sandbox_worker_test.ts.)
+ * sandbox mechanism that works here (the worker itself is compared with one process per call
+ * under both in tests/tools_sandbox_worker_test.ts).
  */
 import assert from "node:assert/strict";
 import python from "../plugins/tools/python.ts";
@@ -65,6 +64,12 @@ for (const mech of MECHS) {
           "False",
         );
         // Served by the worker, never by the fallback.
+        assert.ok(
+          servedCtx.logs.includes(
+            `python worker started (${mech}): one sandbox serves every call`,
+          ),
+          servedCtx.logs.join("\n"),
+        );
         assert.ok(
           !servedCtx.logs.some((l) => /worker (unavailable|failed)/.test(l)),
           servedCtx.logs.join("\n"),

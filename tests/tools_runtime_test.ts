@@ -319,3 +319,34 @@ Deno.test("runtime: identical concurrent calls of a deterministic tool share one
   assert.equal(calls, 2);
   assert.deepEqual(two.map((o) => o.source), ["live", "live"]);
 });
+
+Deno.test("runtime: a call that starts while an identical call is still looking in the cache joins it", async () => {
+  // A slow store (a cache file read) and a fast tool: the first call's lookup misses, its live
+  // call ends and is put while the second call's own lookup would still be reading the store.
+  let calls = 0;
+  const map = new Map<string, string>();
+  const cache: ToolCache = {
+    get: async (k) => {
+      const v = map.get(k); // what the store held when the read began
+      await new Promise((r) => setTimeout(r, 40));
+      return v;
+    },
+    put: (k, v) => {
+      map.set(k, v);
+      return Promise.resolve();
+    },
+  };
+  const rt = createToolRuntime([{
+    name: "fast",
+    tool: tool("fast", (s) => `${s}:${++calls}`),
+    digest: D1,
+  }], { cache });
+  const first = rt.call("fast", "q");
+  await new Promise((r) => setTimeout(r, 20));
+  const second = rt.call("fast", "q");
+  const outs = await Promise.all([first, second]);
+  assert.equal(calls, 1, "one live call for the two identical calls");
+  assert.deepEqual(outs.map((o) => [o.output, o.source]), [["q:1", "live"], ["q:1", "cached"]]);
+  // Later, the result comes from the cache.
+  assert.deepEqual([(await rt.call("fast", "q")).source, calls], ["cached", 1]);
+});

@@ -240,3 +240,30 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "worker: an idle worker nobody closed does not keep the program from exiting",
+  ignore: MECHS.length === 0,
+  fn: async () => {
+    const mod = new URL("../src/tools/sandbox_worker.ts", import.meta.url).href;
+    const script = `import { PythonWorker } from "${mod}";
+const w = await PythonWorker.start(${
+      JSON.stringify({ python: "python3", wrapper: WRAPPER, preload: PRELOAD, mechanism: MECHS[0] })
+    });
+const r = await w.run({ code: "import time\\ntime.sleep(0.3)\\nprint(6 * 7)", seed: 0 });
+console.log(r.stdout.trim());
+`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", "--ext=ts", script],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    // The call's answer (42) comes; after it the idle worker lets the program end by itself.
+    const killer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    const out = await child.output();
+    clearTimeout(killer);
+    assert.equal(out.signal, null, "the program had to be killed: the idle worker held it");
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    assert.equal(new TextDecoder().decode(out.stdout).trim(), "42");
+  },
+});

@@ -194,15 +194,20 @@ export default defineTool({
     ctx.log(`sandbox: ${mechanism}`);
     // Started on the first call, so a tool that is never called starts no server.
     let worker: Promise<PythonWorker | undefined> | undefined;
+    // Under either isolating mechanism (bwrap or unshare); `none` has nothing to keep.
     const workerOnce = () =>
-      worker ??= o.worker && mechanism === "bwrap"
+      worker ??= o.worker && mechanism !== "none"
         ? PythonWorker.start({
           python: o.python,
           wrapper: WRAPPER,
           preload: WRAPPER_MODULES,
           env,
           readOnlyPaths,
-        }).catch((e: Error) => {
+          mechanism,
+        }).then((w) => {
+          ctx.log(`python worker started (${mechanism}): one sandbox serves every call`);
+          return w;
+        }, (e: Error) => {
           ctx.log(`python worker unavailable (${e.message}); one process per call`);
           return undefined;
         })

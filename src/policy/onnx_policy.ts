@@ -237,7 +237,9 @@ export class OnnxPolicy implements Policy {
         options.onToken?.(r.req.seq, tok);
         r.pending = [tok.id];
         r.result = this.#stopped(r, tok.id);
-        return r.result !== undefined;
+        if (r.result === undefined) return false;
+        options.onResult?.({ seq: r.req.seq, tokens: r.generated, stop: r.result });
+        return true;
       });
     }
     for (const r of rows) {

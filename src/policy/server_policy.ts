@@ -277,6 +277,7 @@ export class ServerPolicy implements Policy {
       seq.tokens.push(t.id);
       options.onToken?.(req.seq, t);
     }
+    options.onResult?.(out);
     return out;
   }
 

@@ -58,6 +58,13 @@ export interface GenerateOptions {
   topLogprobs?: number;
   /** Called for every generated token as soon as it is sampled (streaming output). */
   onToken?: (seq: SeqId, token: GeneratedToken) => void;
+  /**
+   * Called once for a request as soon as it has stopped, with the result `generate` will return
+   * for it, while other requests may still be decoding: the rollout starts a finished row's tool
+   * call here. Optional for backends: one that calls it late, or not at all, changes nothing
+   * but how much work overlaps.
+   */
+  onResult?: (result: GenerateResult) => void;
 }
 
 export interface PolicyStats {

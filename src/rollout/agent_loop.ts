@@ -149,7 +149,17 @@ interface PendingCall {
   input: string;
   seg: Segment;
   genTokens: readonly GeneratedToken[];
+  /** The call, when it was started while the round's generate was still running. */
+  outcome?: Promise<ToolCallOutcome>;
 }
+
+/** What a trajectory's finished segment leads to (decided by `planSegment`). */
+type SegmentPlan =
+  | { kind: "eos" }
+  | { kind: "length" }
+  | { kind: "tool_cap" }
+  /** A tool call; an empty `input` ends the trajectory (`empty_call`) and counts as a call. */
+  | { kind: "call"; tag: string; input: string };
 
 /**
  * The site the engine names when it calls a tool (ToolCallOptions.site): the question, the
@@ -410,13 +420,32 @@ class Engine {
       stop: { strings: this.stopStrings, maxTokens: this.limitLeft(t) },
     }));
     const needTop = this.cfg.mode === "reference" && this.cfg.referenceTopK > 0;
+    // A row that stops while others still decode gets its plan now and its tool call started, so
+    // the call runs during the rest of the generate. Nothing is applied before the round's
+    // generate has returned, and the plan is the one step 2 would make: same trees.
+    const bySeq = new Map(active.map((t) => [t.seq!, t]));
+    const early = new Map<Traj, { plan: SegmentPlan; outcome?: Promise<ToolCallOutcome> }>();
+    const onResult = (r: GenerateResult) => {
+      const t = bySeq.get(r.seq);
+      if (t === undefined || early.has(t)) return;
+      let plan: SegmentPlan;
+      try {
+        plan = this.planSegment(t, r);
+      } catch {
+        return; // step 2 plans it again and reports the error
+      }
+      const outcome = plan.kind === "call" && plan.input !== ""
+        ? this.callTool(t, plan.tag, plan.input, t.calls + 1)
+        : undefined;
+      early.set(t, { plan, outcome });
+    };
     const g0 = performance.now();
     let results: GenerateResult[];
     try {
       results = await this.policy.generate(
         requests,
         this.cfg.sampling,
-        needTop ? { topLogprobs: this.cfg.referenceTopK } : undefined,
+        needTop ? { topLogprobs: this.cfg.referenceTopK, onResult } : { onResult },
       );
     } catch (e) {
       if (e instanceof ArpoError) throw e;
@@ -441,6 +470,8 @@ class Engine {
       if (r.seq !== requests[i].seq) {
         throw new ArpoError(`rollout: the policy returned results out of request order.`);
       }
+      const first = early.get(t);
+      const plan = first?.plan ?? this.planSegment(t, r);
       this.stats.generatedTokens += r.tokens.length;
       const seg = this.addGen(t, r);
       genOf.set(t, r.tokens);
@@ -451,28 +482,33 @@ class Engine {
         t.hInitRef = referenceSegmentEntropy(r.tokens, this.cfg, this.norm);
       }
       if (t.probe !== null) probesDone.add(t);
-      if (r.stop.reason === "token") this.end(t, "eos");
-      else if (r.stop.reason === "length") this.end(t, "length");
-      else {
-        const tag = this.tagOf(r.stop.text);
-        if (t.calls >= this.cfg.maxToolCalls) {
-          this.addForcedEos(t);
-          this.end(t, "tool_cap");
-          continue;
-        }
+      if (plan.kind === "eos" || plan.kind === "length") this.end(t, plan.kind);
+      else if (plan.kind === "tool_cap") {
+        this.addForcedEos(t);
+        this.end(t, "tool_cap");
+      } else {
         t.calls++;
-        const input = this.extractCall(t, tag);
-        if (input === "") {
+        if (plan.input === "") {
           this.end(t, "empty_call");
           continue;
         }
-        calls.push({ traj: t, tag, input, seg, genTokens: r.tokens });
+        calls.push({
+          traj: t,
+          tag: plan.tag,
+          input: plan.input,
+          seg,
+          genTokens: r.tokens,
+          outcome: first?.outcome,
+        });
       }
     }
 
-    // 3. All tool calls of this round, concurrently; applied in trajectory order.
+    // 3. All tool calls of this round, concurrently (the early ones already running); applied
+    // in trajectory order. toolMs is the time the round waits for them after its generate.
     const x0 = performance.now();
-    const outcomes = await Promise.all(calls.map((c) => this.callTool(c)));
+    const outcomes = await Promise.all(
+      calls.map((c) => c.outcome ?? this.callTool(c.traj, c.tag, c.input, c.traj.calls)),
+    );
     this.timings.toolMs += performance.now() - x0;
     const resulted = new Map<Traj, { call: ToolCallNode; result: Segment; gen: PendingCall }>();
     for (let i = 0; i < calls.length; i++) {
@@ -669,10 +705,27 @@ class Engine {
     return this.tools.tags[i];
   }
 
-  /** The body of the last `<tag>…</tag>` of the response (trimmed); "" when there is none. */
-  extractCall(t: Traj, tag: string): string {
+  /**
+   * What the segment `r` that `t` just generated leads to, before anything of it is recorded:
+   * a pure function of the trajectory so far and `r`, so a plan made while the round's generate
+   * still runs is the plan made after it.
+   */
+  planSegment(t: Traj, r: GenerateResult): SegmentPlan {
+    if (r.stop.reason === "token") return { kind: "eos" };
+    if (r.stop.reason === "length") return { kind: "length" };
+    const tag = this.tagOf(r.stop.text);
+    if (t.calls >= this.cfg.maxToolCalls) return { kind: "tool_cap" };
+    return { kind: "call", tag, input: this.extractCall(t, tag, r.tokens.map((g) => g.id)) };
+  }
+
+  /**
+   * The body of the last `<tag>…</tag>` of the response so far followed by `more` (trimmed); ""
+   * when there is none.
+   */
+  extractCall(t: Traj, tag: string, more: readonly number[]): string {
     const tokens: number[] = [];
     for (const id of t.node.segments) tokens.push(...t.q.tree.segments[id].tokens);
+    tokens.push(...more);
     const text = this.policy.tokenizer.decode(tokens);
     const close = `</${tag}>`, open = `<${tag}>`;
     const end = text.lastIndexOf(close);
@@ -720,18 +773,19 @@ class Engine {
     t.node.segments.push(seg.id);
   }
 
-  async callTool(c: PendingCall): Promise<ToolCallOutcome> {
+  /** Call `tag` on `input` as the trajectory's call number `call` (1-based); never rejects. */
+  async callTool(t: Traj, tag: string, input: string, call: number): Promise<ToolCallOutcome> {
     try {
       // The site names the call's place in the rollout (question, trajectory path, call index):
       // stable across scheduling, so a replay can hand each place its recorded result.
-      const site = toolCallSite(c.traj.q.task.id, c.traj.node.path, c.traj.calls);
-      return await this.tools.call(c.tag, c.input, { site });
+      const site = toolCallSite(t.q.task.id, t.node.path, call);
+      return await this.tools.call(tag, input, { site });
     } catch (e) {
       // The runtime promises never to throw; if it does, the model still gets result text.
       return {
-        tool: c.tag,
-        tag: c.tag,
-        input: c.input,
+        tool: tag,
+        tag,
+        input,
         output: `Error: ${describeError(e)}`,
         error: true,
         timedOut: false,

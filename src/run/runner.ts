@@ -210,13 +210,13 @@ export interface StagePlan {
 }
 
 /**
- * The run id and, per stage, whether running the manifest would reuse, compute or resume it,
- * without computing anything and without writing a run record (plugin sources and the model are
- * archived, as they must be to know their digests).
+ * The run id (and the identity it digests) and, per stage, whether running the manifest would
+ * reuse, compute or resume it, without computing anything and without writing a run record
+ * (plugin sources and the model are archived, as they must be to know their digests).
  */
 export async function planManifest(
   opts: RunOptions,
-): Promise<{ runId: string; stages: StagePlan[] }> {
+): Promise<{ runId: string; identity: RunIdentity; stages: StagePlan[] }> {
   const kinds = stageKindsOf(opts);
   const run = await planRun(opts, {}, true);
   try {
@@ -279,7 +279,7 @@ export async function planManifest(
       run.outputs[config.name] = placeholder;
       run.earlier.push({ name: config.name, kind: config.kind, outputs: {} });
     }
-    return { runId: run.runId, stages };
+    return { runId: run.runId, identity: run.identity, stages };
   } finally {
     await run.plugins.close();
   }
@@ -590,6 +590,8 @@ async function runStage(
     for (const p of policies.values()) {
       await p.then((x) => x.dispose()).catch(() => {});
     }
+    // The stage's tool results are in the cache before the next stage (or process) starts.
+    await run.toolCache.flush?.();
     run.timings[`${config.name}_ms`] = performance.now() - ts;
     // Peak resident memory of the process during this stage (MB; timings, not hashed).
     const peak = rssReset ? peakRssMb() : undefined;

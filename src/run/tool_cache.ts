@@ -36,22 +36,40 @@ export function toolCacheScope(
   return { seed: manifest.seed, tools: manifest.plugins.tools as Json, data };
 }
 
-/** A ToolCache over `store`. */
-export function storeToolCache(store: Store, scope?: Json): ToolCache {
+/**
+ * A ToolCache over `store`, written behind: `put` returns at once and the entry is written
+ * (atomically) in the background, so a tool call never waits for the store's fsync; until the
+ * write has landed, `get` answers from memory. `flush` waits for every write (the runner calls
+ * it after each stage); a write that fails is a miss later, never an error.
+ */
+export function storeToolCache(store: Store, scope?: Json): ToolCache & { flush(): Promise<void> } {
   // The runtime keys calls by (tool source digest, input). A tool's output also depends on its
   // `with:` options, the experiment seed (python seeds `random` from it) and the data files the
   // run read (a search corpus), so the caller's scope folds those into every key.
   const scoped = scope === undefined
     ? (key: string) => key
     : (key: string) => digestJson({ key, scope });
+  const writing = new Map<string, { value: string; done: Promise<void> }>();
   return {
     async get(key) {
-      const v = await store.readMeta<{ value?: unknown }>("cache", entryName(scoped(key)));
+      const name = entryName(scoped(key));
+      const w = writing.get(name);
+      if (w !== undefined) return w.value;
+      const v = await store.readMeta<{ value?: unknown }>("cache", name);
       return typeof v?.value === "string" ? v.value : undefined;
     },
-    async put(key, value) {
-      if (isInfrastructureResult(value)) return;
-      await store.writeMeta("cache", entryName(scoped(key)), { value });
+    put(key, value) {
+      if (isInfrastructureResult(value)) return Promise.resolve();
+      const name = entryName(scoped(key));
+      if (writing.has(name)) return Promise.resolve();
+      const done = store.writeMeta("cache", name, { value })
+        .catch(() => {})
+        .finally(() => writing.delete(name));
+      writing.set(name, { value, done });
+      return Promise.resolve();
+    },
+    async flush() {
+      while (writing.size > 0) await Promise.all([...writing.values()].map((w) => w.done));
     },
   };
 }

@@ -22,6 +22,8 @@ import type { ToolCallOptions, ToolCallOutcome, ToolRuntime } from "./types.ts";
 export interface ToolCache {
   get(key: string): Promise<string | undefined>;
   put(key: string, value: string): Promise<void>;
+  /** Wait for every write still in progress (a write-behind cache; optional). */
+  flush?(): Promise<void>;
 }
 
 /**
@@ -158,13 +160,19 @@ function message(e: unknown): string {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** What a live call produced (shared by identical concurrent calls). */
+/** What a live call produced. */
 interface LiveResult {
   result: StoredResult;
   timedOut: boolean;
   attempts: number;
   /** Set when every attempt hit the wall-clock guard (ToolCallTiming.infrastructureFailure). */
   infrastructureFailure?: string;
+}
+
+/** A deterministic tool's result, shared by identical concurrent calls. */
+interface ResolvedResult extends LiveResult {
+  /** It came from the cache (no live call). */
+  cached: boolean;
 }
 
 /** Attempts a call gets when its attempts time out (the guard fired): the first and one retry. */
@@ -175,7 +183,7 @@ export class DefaultToolRuntime implements ToolRuntime {
   readonly tags: readonly string[];
   readonly #byTag = new Map<string, ToolEntry>();
   readonly #records: ToolCallRecordEntry[] = [];
-  readonly #inflight = new Map<string, Promise<LiveResult>>();
+  readonly #inflight = new Map<string, Promise<ResolvedResult>>();
   readonly #opts:
     & Required<Omit<ToolRuntimeOptions, "cache" | "replay" | "onRecord">>
     & ToolRuntimeOptions;
@@ -249,45 +257,74 @@ export class DefaultToolRuntime implements ToolRuntime {
     const base = { tool: entry.name, tag, input, key, site };
     const cache = entry.cache === false ? undefined : this.#opts.cache;
 
-    // Recorded or cached results first.
-    const store = deterministic ? cache : (this.#opts.live ? undefined : this.#opts.replay);
-    if (store) {
-      const hit = await this.#lookup(store, key, site);
+    if (!deterministic) {
+      // Recorded results first (unless live), then a live call of its own.
+      const hit = this.#opts.live || !this.#opts.replay
+        ? undefined
+        : await this.#lookup(this.#opts.replay, key, site);
       if (hit) {
         return this.#finish({
           ...base,
           ...this.#render(tag, hit, cap),
           raw: hit.text,
           timedOut: hit.timedOut === true,
-          source: deterministic ? "cached" : "replayed",
+          source: "replayed",
           attempts: 0,
           durationMs: performance.now() - t0,
         });
       }
+      const { result, timedOut, attempts, infrastructureFailure } = await this.#live(
+        entry,
+        input,
+        key,
+        undefined,
+      );
+      return this.#finish({
+        ...base,
+        ...this.#render(tag, result, cap),
+        raw: result.text,
+        timedOut,
+        source: "live",
+        attempts,
+        durationMs: performance.now() - t0,
+        ...(infrastructureFailure !== undefined ? { infrastructureFailure } : {}),
+      });
     }
 
-    // Identical calls of a deterministic tool running at the same time share one live call
-    // (a group of trajectories often issues the same query at once).
-    let live = deterministic ? this.#inflight.get(key) : undefined;
-    const shared = live !== undefined;
-    if (!live) {
-      live = this.#live(entry, input, key, deterministic ? cache : undefined);
-      if (deterministic) {
-        this.#inflight.set(key, live);
-        live.finally(() => this.#inflight.delete(key)).catch(() => {});
-      }
+    // Identical calls of a deterministic tool running at the same time share one cache lookup
+    // and, on a miss, one live call (a group of trajectories often issues the same query at
+    // once). It is registered before the lookup, so a call that starts while the lookup or the
+    // live call is pending joins it instead of racing it to the store.
+    let resolving = this.#inflight.get(key);
+    const shared = resolving !== undefined;
+    if (!resolving) {
+      resolving = this.#cachedOrLive(entry, input, key, cache);
+      this.#inflight.set(key, resolving);
+      resolving.finally(() => this.#inflight.delete(key)).catch(() => {});
     }
-    const { result, timedOut, attempts, infrastructureFailure } = await live;
+    const { result, timedOut, attempts, infrastructureFailure, cached } = await resolving;
     return this.#finish({
       ...base,
       ...this.#render(tag, result, cap),
       raw: result.text,
       timedOut,
-      source: shared ? "cached" : "live",
-      attempts: shared ? 0 : attempts,
+      source: shared || cached ? "cached" : "live",
+      attempts: shared || cached ? 0 : attempts,
       durationMs: performance.now() - t0,
       ...(infrastructureFailure !== undefined ? { infrastructureFailure } : {}),
     });
+  }
+
+  /** A deterministic tool's result: from the cache when it has one, else from a live call. */
+  async #cachedOrLive(
+    entry: ToolEntry,
+    input: string,
+    key: string,
+    cache: ToolCache | undefined,
+  ): Promise<ResolvedResult> {
+    const hit = cache ? await this.#lookup(cache, key, undefined) : undefined;
+    if (hit) return { result: hit, timedOut: hit.timedOut === true, attempts: 0, cached: true };
+    return { ...(await this.#live(entry, input, key, cache)), cached: false };
   }
 
   async #live(

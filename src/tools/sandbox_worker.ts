@@ -5,14 +5,16 @@
  *
  * - The server forks a child per call. The child reads its own request (the server never holds a
  *   call's input or output, so nothing of one call is in the memory the next one is forked
- *   from), makes fresh user, mount, PID, network and IPC namespaces, mounts a fresh scratch tmpfs,
- *   /dev/shm and /proc, and starts the call's init (PID 1) and program (PID 2), which takes the
- *   call's rlimits, drops every capability, sets no_new_privs and loads the same seccomp filter
- *   the one-process sandbox loads (which also forbids further namespaces).
+ *   from) and clones the call's init (PID 1) straight into fresh user, mount, PID, network and
+ *   IPC namespaces. The init mounts a fresh scratch tmpfs, /dev/shm and /proc and starts the
+ *   program (PID 2), which takes the call's rlimits, drops every capability, sets no_new_privs
+ *   and loads the same seccomp filter the one-process sandbox loads (which also forbids further
+ *   namespaces). Four processes per call: the child, the init, the program and one stand-in.
  * - The program is the one-process sandbox's wrapper run in a fresh `__main__`, with the modules
  *   the server loaded for itself removed from `sys.modules`, the same argv, environment, working
- *   directory, PIDs and process count (PID 3 comes and goes and PID 4 idles, as the watchdog's
- *   shells do), so a program prints the same thing in both (tests/tools_sandbox_worker_test.ts).
+ *   directory, PIDs and process count (PID 3 is skipped and PID 4 idles, as the watchdog's
+ *   shells leave them), so a program prints the same thing in both
+ *   (tests/tools_sandbox_worker_test.ts).
  * - This process enforces the same limits on each call's tree as on a one-process sandbox (the
  *   guard on CPU time and memory, the wall-clock guard), killing the call's init to stop it.
  *
@@ -176,22 +178,30 @@ def init(req, in_r, out_w, err_w, setup_w):
     os.close(1)
     os.close(LOCK_FD[0])
     check(libc.mount(b"proc", b"/proc", b"proc", 2 | 4 | 8, None), "mount /proc")
-    check(libc.mount(b"/proc/sys", b"/proc/sys", None, 4096 | 16384, None), "bind /proc/sys")
-    check(libc.mount(None, b"/proc/sys", None, 32 | 4096 | 1 | 2 | 4 | 8, None), "ro /proc/sys")
+    go_r, go_w = os.pipe()
     user = os.fork()
     if user == 0:
         libc.prctl(1, signal.SIGKILL, 0, 0, 0)
-        # PIDs 3 and 4, as the one-process sandbox's watchdog shells (same PIDs for the
-        # program's children, same process count): 4 stays, idle, and belongs to the init.
-        mid = os.fork()
-        if mid == 0:
-            if os.fork() == 0:
-                os.closerange(0, 65536)
-                while True:
-                    signal.pause()
-            os._exit(0)
-        os.waitpid(mid, 0)
+        os.close(go_w)
+        # The program starts once the init's set-up below is done.
+        if os.read(go_r, 1) != b"1":
+            os._exit(125)
+        os.close(go_r)
         run_user(req, in_r, out_w, err_w, setup_w)
+    os.close(go_r)
+    # PIDs 3 and 4 as the one-process sandbox's watchdog shells take them (the same PIDs for the
+    # program's children, the same process count): 3 is skipped (the next PID after 3 is 4),
+    # and 4 is a child of the init that stays, idle.
+    with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+        f.write("3")
+    if os.fork() == 0:
+        os.closerange(0, 65536)
+        while True:
+            signal.pause()
+    check(libc.mount(b"/proc/sys", b"/proc/sys", None, 4096 | 16384, None), "bind /proc/sys")
+    check(libc.mount(None, b"/proc/sys", None, 32 | 4096 | 1 | 2 | 4 | 8, None), "ro /proc/sys")
+    os.write(go_w, b"1")
+    os.close(go_w)
     os.close(in_r)
     os.close(out_w)
     os.close(err_w)
@@ -203,15 +213,8 @@ def init(req, in_r, out_w, err_w, setup_w):
                      else 128 + os.WTERMSIG(status))
 
 
-def make_namespaces(lim):
-    uid, gid = os.getuid(), os.getgid()
-    check(libc.unshare(NEW), "unshare")
-    with open("/proc/self/setgroups", "w") as f:
-        f.write("deny")
-    with open("/proc/self/uid_map", "w") as f:
-        f.write(f"{uid} {uid} 1")
-    with open("/proc/self/gid_map", "w") as f:
-        f.write(f"{gid} {gid} 1")
+def set_up_namespaces(lim):
+    """In the call's init, inside its fresh namespaces: loopback up, scratch and /dev/shm."""
     # The loopback interface up, as bwrap leaves it: 127.0.0.1 reaches only the call itself.
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as lo:
         fcntl.ioctl(lo.fileno(), 0x8914, struct.pack("16sH14x", b"lo", 1))  # SIOCSIFFLAGS IFF_UP
@@ -219,6 +222,33 @@ def make_namespaces(lim):
                      f"size={lim['disk']},mode=0755".encode()), "mount scratch")
     check(libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", 2 | 4,
                      f"size={lim['shm']},mode=1777".encode()), "mount /dev/shm")
+
+
+# clone(2) by number: a child born in the new namespaces, so that no process outside the call
+# ever enters them (a process that did would count against the call's process limit).
+CLONE_NR = {"x86_64": 56, "aarch64": 220}.get(os.uname().machine)
+
+
+def clone_into_namespaces():
+    """Like fork, but the child is PID 1 of new user, mount, PID, network and IPC namespaces."""
+    if CLONE_NR is None:
+        raise OSError(f"no clone(2) number known for {os.uname().machine}")
+    L = ctypes.c_long
+    pid = libc.syscall(L(CLONE_NR), L(NEW | signal.SIGCHLD), L(0), L(0), L(0), L(0))
+    if pid < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"clone: {os.strerror(e)}")
+    return pid
+
+
+def map_ids(pid):
+    """The child's user namespace maps this process's own uid and gid, and nothing else."""
+    with open(f"/proc/{pid}/setgroups", "w") as f:
+        f.write("deny")
+    with open(f"/proc/{pid}/uid_map", "w") as f:
+        f.write(f"{os.getuid()} {os.getuid()} 1")
+    with open(f"/proc/{pid}/gid_map", "w") as f:
+        f.write(f"{os.getgid()} {os.getgid()} 1")
 
 
 def call(cid, n, done_w):
@@ -229,40 +259,32 @@ def call(cid, n, done_w):
     os.close(0)
     os.close(done_w)
     libc.prctl(1, signal.SIGKILL, 0, 0, 0)
-    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: the call's init comes back to us
     in_r, in_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     setup_r, setup_w = os.pipe()
-    pid_r, pid_w = os.pipe()
-    maker = os.fork()
-    if maker == 0:
-        # Makes the namespaces and the call's init, then leaves: only the init and what it
-        # starts belong to the call (so its process count is the one-process sandbox's).
-        for fd in (in_w, out_r, err_r, setup_r, pid_r):
+    go_r, go_w = os.pipe()
+    pid = clone_into_namespaces()
+    if pid == 0:
+        # The call's init: it waits until its ids are mapped, then sets up and starts the call.
+        for fd in (in_w, out_r, err_r, setup_r, go_w):
             os.close(fd)
         try:
-            make_namespaces(req["limits"])
-            pid = os.fork()
-            if pid == 0:
-                os.close(pid_w)
-                try:
-                    init(req, in_r, out_w, err_w, setup_w)
-                except BaseException as e:
-                    os.write(setup_w, f"{type(e).__name__}: {e}".encode())
-                os._exit(125)
-            os.write(pid_w, str(pid).encode())
+            if os.read(go_r, 1) == b"1":
+                os.close(go_r)
+                set_up_namespaces(req["limits"])
+                init(req, in_r, out_w, err_w, setup_w)
         except BaseException as e:
             os.write(setup_w, f"{type(e).__name__}: {e}".encode())
-        os._exit(0)
-    for fd in (in_r, out_w, err_w, setup_w, pid_w):
+        os._exit(125)
+    os.close(go_r)
+    try:
+        map_ids(pid)
+        os.write(go_w, b"1")
+    finally:
+        os.close(go_w)
+    for fd in (in_r, out_w, err_w, setup_w):
         os.close(fd)
-    os.waitpid(maker, 0)
-    got = os.read(pid_r, 64)
-    os.close(pid_r)
-    if not got:
-        raise OSError(os.read(setup_r, 4096).decode(errors="replace") or "no call init")
-    pid = int(got)
     frame(cid, {"start": pid})
     cap = req["max_output"]
     bufs = {out_r: bytearray(), err_r: bytearray()}
@@ -419,7 +441,8 @@ function hostPid(root: number, nsPid: number): number | undefined {
 }
 
 /**
- * A running fork server. Start it with PythonWorker.start; close it when done.
+ * A running fork server. Start it with PythonWorker.start; close it when done (while no call is in
+ * flight it does not keep the program from exiting, so a forgotten close does not hang a script).
  *
  * @example
  * ```ts ignore
@@ -524,6 +547,23 @@ export class PythonWorker {
     this.#dead ??= e;
     for (const p of this.#pending.values()) p.reject(this.#dead);
     this.#pending.clear();
+    this.#holdWhileBusy();
+  }
+
+  /**
+   * Keep the program alive only while a call (or the start) is in flight: an idle worker that
+   * nobody closed must not stop a script from exiting, as a process-per-call tool would not.
+   */
+  #holdWhileBusy(): void {
+    const busy = this.#pending.size > 0;
+    const handles = [
+      this.#child,
+      ...this.#child.stdio,
+    ] as ({ ref?(): void; unref?(): void } | null)[];
+    for (const h of handles) {
+      if (busy) h?.ref?.();
+      else h?.unref?.();
+    }
   }
 
   #onData(d: Uint8Array): void {
@@ -547,6 +587,7 @@ export class PythonWorker {
         continue;
       }
       this.#pending.delete(id);
+      this.#holdWhileBusy();
       if (typeof frame.error === "string") p.reject(new WorkerFailure(frame.error));
       else p.resolve(frame);
     }
@@ -620,6 +661,7 @@ export class PythonWorker {
         }, 50);
       };
       this.#pending.set(id, p);
+      this.#holdWhileBusy();
       const header = new Uint8Array(8);
       new DataView(header.buffer).setUint32(0, id, true);
       new DataView(header.buffer).setUint32(4, payload.length, true);

@@ -15,7 +15,12 @@ import { ArpoError } from "../../errors.ts";
 import { join } from "node:path";
 import type { RunRecord } from "../../store/records.ts";
 import type { Store } from "../../store/store.ts";
-import type { SweepRecord } from "../../store/sweeps.ts";
+import {
+  identityWithoutSeed,
+  SWEEP_FORMAT,
+  sweepIdOf,
+  type SweepRecord,
+} from "../../store/sweeps.ts";
 import { keyMetrics, stageTable, table } from "./_runs.ts";
 import { aggregateTable, aggregateTitle, fmtSeeds } from "./_sweeps.ts";
 import {
@@ -153,17 +158,28 @@ async function dryRun(
   const seeds = o.seeds === undefined ? [undefined] : parseSeedList(o.seeds);
   const store = openStore(o.store);
   const plans = [];
+  let sweepId: string | undefined;
   for (const seed of seeds) {
     const view = await loadManifest(manifestPath, {
       overrides: seed === undefined ? o.set : [...o.set, `seed=${seed}`],
       stages: ext.stages,
     });
     if (seed === seeds[0]) warnSplits(view.manifest, ext.stages);
-    const plan = await planManifest({ store, view, ...ext, force: o.force });
+    const { identity, ...plan } = await planManifest({ store, view, ...ext, force: o.force });
+    if (seed === seeds[0] && seed !== undefined) {
+      // The id `exp --seeds` would record: the first seed's identity without its seed.
+      sweepId = sweepIdOf({
+        format: SWEEP_FORMAT,
+        base: identityWithoutSeed(identity),
+        seeds: seeds as number[],
+      });
+    }
     plans.push({ seed: view.manifest.seed, ...plan });
   }
   if (o.json) {
-    console.log(JSON.stringify(o.seeds === undefined ? plans[0] : { runs: plans }, null, 2));
+    console.log(
+      JSON.stringify(o.seeds === undefined ? plans[0] : { sweepId, runs: plans }, null, 2),
+    );
     return 0;
   }
   for (const p of plans) {
@@ -187,6 +203,7 @@ async function dryRun(
     );
     if (plans.length > 1) console.log("");
   }
+  if (sweepId !== undefined) console.log(`sweep ${sweepId}`);
   return 0;
 }
 
