@@ -3,7 +3,7 @@
  *
  *   deno run -A bench/train_bench.ts [--model quickstart|arith|platform|m20|m100|tiny]
  *     [--steps 8] [--threads 2] [--rounds 3] [--objective sft|pg] [--batch B] [--seq T]
- *     [--fit 4,8,16,32] [--profile] [--baseline DIR]
+ *     [--fit 4,8,16,32] [--profile [--top N]] [--baseline DIR]
  *
  * Models: "quickstart" = experiments/quickstart.yaml's decoder (vocab 259, d=128, 4 layers, MLP
  * 512, tied, ~0.9M parameters); "arith" = EXPERIMENTS.md's byte-level decoder (MLP 384, ~0.88M),
@@ -22,7 +22,8 @@
  * warm-up step. `--fit` runs every batch size in each round and fits ms = fixed + per_row · B by
  * least squares over the medians: the fixed cost per step. `--profile` prints the node count of
  * the training graph as built and as ONNX Runtime runs it (its profile's kernel events per run),
- * with kernel time by op type. `--baseline DIR` also runs the ONNX Runtime side from another
+ * with kernel time by op type (the warm-up run left out; `--top N`: the N slowest nodes with
+ * their input shapes; `--batch`/`--seq` apply). `--baseline DIR` also runs the ONNX Runtime side from another
  * checkout DIR (its bench/train_bench.ts; an A/B of two versions of the trainer), interleaved with
  * the others.
  *
@@ -219,11 +220,18 @@ function linearFit(xs: number[], ys: number[]): { fixed: number; slope: number }
 }
 
 /** Node counts of the fused graph as built and as ORT runs it (profile), kernel ms by op. */
-async function profile(name: ModelName, threads: number, objective: ObjectiveKind) {
+async function profile(
+  name: ModelName,
+  threads: number,
+  objective: ObjectiveKind,
+  top: number,
+  B?: number,
+  T?: number,
+) {
   const { ort } = await import("../src/onnx/session.ts");
   const { serializeModel } = await import("../src/onnx/serialize.ts");
   const { buildTrainGraph } = await import("../src/train/graphs.ts");
-  const { cfg } = setup(name, objective);
+  const { cfg } = setup(name, objective, B, T);
   const built = buildTrainGraph(cfg, { kind: objective }, "fused").graph;
   const byOp = new Map<string, number>();
   for (const n of built.nodes) byOp.set(n.op, (byOp.get(n.op) ?? 0) + 1);
@@ -243,7 +251,8 @@ async function profile(name: ModelName, threads: number, objective: ObjectiveKin
   // Feeds by input name, so that this works for any layout of the optimizer state: per-tensor
   // moments (m.<name>, v.<name>) or the flat state (state.weights, state.m, state.v).
   const runs = 3;
-  const { weights, batch, params } = setup(name, objective);
+  const { weights, batch, params, m } = setup(name, objective, B, T);
+  console.log(`profile: batch ${m.B} × ${m.T}`);
   const { packBatch } = await import("../src/train/batch.ts");
   const { adamScalars, DEFAULT_ADAMW } = await import("../src/train/optimizer.ts");
   const packed = packBatch(batch, { pg: objective === "pg" }).feeds;
@@ -287,21 +296,41 @@ async function profile(name: ModelName, threads: number, objective: ObjectiveKin
     cat: string;
     name: string;
     dur: number;
-    args?: { op_name?: string };
+    ts: number;
+    args?: { op_name?: string; input_type_shape?: Record<string, number[]>[] };
   }[];
-  const kernels = events.filter((e) => e.cat === "Node" && e.name.endsWith("_kernel_time"));
-  const perRun = kernels.length / (runs + 1);
+  const all = events.filter((e) => e.cat === "Node" && e.name.endsWith("_kernel_time"))
+    .sort((a, b) => a.ts - b.ts);
+  const perRun = all.length / (runs + 1);
+  // The first run is the warm-up (first touch of every buffer): left out of the times.
+  const kernels = all.slice(perRun);
   const opMs = new Map<string, number>();
   let total = 0;
   for (const e of kernels) {
     const k = e.args?.op_name ?? "?";
-    opMs.set(k, (opMs.get(k) ?? 0) + e.dur / 1000 / (runs + 1));
-    total += e.dur / 1000 / (runs + 1);
+    opMs.set(k, (opMs.get(k) ?? 0) + e.dur / 1000 / runs);
+    total += e.dur / 1000 / runs;
   }
   const opCount = new Map<string, number>();
   for (const e of kernels) {
     const k = e.args?.op_name ?? "?";
-    opCount.set(k, (opCount.get(k) ?? 0) + 1 / (runs + 1));
+    opCount.set(k, (opCount.get(k) ?? 0) + 1 / runs);
+  }
+  if (top > 0) {
+    const byNode = new Map<string, { ms: number; op: string; shapes: string }>();
+    for (const e of kernels) {
+      const name = e.name.replace(/_kernel_time$/, "");
+      const shapes = (e.args?.input_type_shape ?? []).map((o) =>
+        JSON.stringify(Object.values(o)[0])
+      )
+        .join(" ");
+      const n = byNode.get(name) ?? { ms: 0, op: e.args?.op_name ?? "?", shapes };
+      n.ms += e.dur / 1000 / runs;
+      byNode.set(name, n);
+    }
+    for (const [name, n] of [...byNode].sort((a, b) => b[1].ms - a[1].ms).slice(0, top)) {
+      console.log(`  ${n.ms.toFixed(2).padStart(8)} ms  ${n.op.padEnd(14)} ${n.shapes}  ${name}`);
+    }
   }
   console.log(
     `ORT profile: ${perRun} nodes per run, kernel time ${total.toFixed(1)} ms per run; ` +
@@ -325,6 +354,7 @@ async function main() {
       seq: { type: "string" },
       fit: { type: "string" },
       profile: { type: "boolean", default: false },
+      top: { type: "string", default: "0" },
       worker: { type: "string" },
       baseline: { type: "string" },
     },
@@ -344,7 +374,7 @@ async function main() {
     return;
   }
   if (values.profile) {
-    await profile(name, threads, objective);
+    await profile(name, threads, objective, Number(values.top), B, T);
     return;
   }
   const { m, params } = setup(name, objective, B, T);
