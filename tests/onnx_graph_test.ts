@@ -134,3 +134,34 @@ Deno.test("onnx session: device selection, fallback and refusal", async () => {
     (e) => e instanceof ArpoError && /could not load/.test(e.message),
   );
 });
+
+Deno.test("onnx graph: select returns one of two tensors whole, bit for bit, on ORT", async () => {
+  const g = new Graph("select");
+  const ok = g.input("ok", "bool", []);
+  const a = g.input("a", "float32", [4]);
+  const b = g.input("b", "float32", [4]);
+  const updated = op.mul(a, 2); // an intermediate, as the optimizer's new state is
+  const picked = op.select(ok, updated, b);
+  g.output(picked, "picked");
+  // The branches' values are the If's implicit inputs: passes see them as read.
+  const readers = g.consumers();
+  assert.ok(readers.get(updated.id)?.includes(picked.producer!));
+  assert.ok(readers.get(b.id)?.includes(picked.producer!));
+  assert.throws(() => op.select(a, a, b), /must be a bool scalar/);
+  const s = await createSession(serializeModel(g), { threads: 2, device: "cpu" });
+  try {
+    // NaN, −0 and a subnormal come back with their exact bits from either branch.
+    const av = Float32Array.from([NaN, -0, 1e-40, 3]), bv = Float32Array.from([-0, NaN, 7, 1e-42]);
+    const bits = (x: Float32Array) => Array.from(new Uint32Array(x.buffer.slice(0)));
+    const run = async (flag: boolean) =>
+      (await s.run({
+        ok: new ort.Tensor("bool", Uint8Array.of(flag ? 1 : 0), []),
+        a: new ort.Tensor("float32", av, [4]),
+        b: new ort.Tensor("float32", bv, [4]),
+      })).picked.data as Float32Array;
+    assert.deepEqual(bits(await run(true)), bits(av.map((x) => x * 2)));
+    assert.deepEqual(bits(await run(false)), bits(bv));
+  } finally {
+    await s.release();
+  }
+});

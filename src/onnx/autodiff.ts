@@ -8,7 +8,7 @@
  * any execution provider runs. Shapes may be symbolic: rules that need sizes read them at run time
  * with Shape, so one training graph serves every batch shape.
  */
-import type { Graph, Node, Value } from "./graph.ts";
+import { type Graph, type Node, readsOf, type Value } from "./graph.ts";
 import * as op from "./ops.ts";
 import { GRAD_RULES, NON_DIFFERENTIABLE, type RuleContext } from "./grad_rules.ts";
 
@@ -108,7 +108,7 @@ function pruneDead(graph: Graph, from: number, keep: readonly Value[]): void {
     const n = graph.nodes[i];
     if (!n.outputs.some((o) => live.has(o.id))) continue;
     kept.push(n);
-    for (const v of n.inputs) if (v) live.add(v.id);
+    for (const v of readsOf(n)) live.add(v.id);
   }
   graph.nodes.splice(from, graph.nodes.length - from, ...kept.reverse());
 }

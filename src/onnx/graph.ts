@@ -34,7 +34,13 @@ export type Attr =
   | { kind: "ints"; value: readonly number[] }
   | { kind: "floats"; value: readonly number[] }
   | { kind: "string"; value: string }
-  | { kind: "tensor"; value: TensorData };
+  | { kind: "tensor"; value: TensorData }
+  /**
+   * A subgraph that returns one value of the enclosing graph (an `If` branch that selects it):
+   * serialized as a GraphProto with one Identity. Its value is an implicit input of the node
+   * (readsOf).
+   */
+  | { kind: "returns"; value: Value };
 
 export const attr = {
   int: (value: number): Attr => ({ kind: "int", value }),
@@ -43,7 +49,24 @@ export const attr = {
   floats: (value: readonly number[]): Attr => ({ kind: "floats", value }),
   string: (value: string): Attr => ({ kind: "string", value }),
   tensor: (value: TensorData): Attr => ({ kind: "tensor", value }),
+  returns: (value: Value): Attr => ({ kind: "returns", value }),
 };
+
+/**
+ * The values a node reads: its inputs and the enclosing-graph values its subgraph attributes
+ * return (which ONNX Runtime treats as the node's implicit inputs).
+ *
+ * @example
+ * ```ts ignore
+ * for (const v of readsOf(node)) live.add(v.id);
+ * ```
+ */
+export function readsOf(n: Node): Value[] {
+  const out: Value[] = [];
+  for (const v of n.inputs) if (v) out.push(v);
+  for (const a of Object.values(n.attrs)) if (a.kind === "returns") out.push(a.value);
+  return out;
+}
 
 export type ValueKind = "input" | "initializer" | "node";
 
@@ -169,6 +192,11 @@ export class Graph {
     for (const v of inputs) {
       if (v && v.graph !== this) throw new Error(`${op}: input ${v.name} belongs to another graph`);
     }
+    for (const [k, a] of Object.entries(attrs)) {
+      if (a.kind === "returns" && a.value.graph !== this) {
+        throw new Error(`${op}: attribute ${k} returns ${a.value.name} of another graph`);
+      }
+    }
     const id = this.#nextNode++;
     const name = this.#uniqueName(opts.name ?? `${op}_${id}`);
     const outs: Value[] = [];
@@ -220,8 +248,7 @@ export class Graph {
   consumers(): Map<number, Node[]> {
     const m = new Map<number, Node[]>();
     for (const n of this.nodes) {
-      for (const v of n.inputs) {
-        if (!v) continue;
+      for (const v of readsOf(n)) {
         const list = m.get(v.id);
         if (list) list.push(n);
         else m.set(v.id, [n]);

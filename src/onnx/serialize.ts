@@ -89,7 +89,8 @@ function valueInfo(v: Value | { name: string; dtype: DType; shape: Shape | null 
   });
 }
 
-function attrProto(name: string, a: Attr) {
+/** `node`: the name of the node that holds the attribute (names its subgraph). */
+function attrProto(name: string, a: Attr, node: string) {
   const T = onnx.AttributeProto.AttributeType;
   switch (a.kind) {
     case "int":
@@ -108,6 +109,21 @@ function attrProto(name: string, a: Attr) {
       });
     case "tensor":
       return onnx.AttributeProto.create({ name, type: T.TENSOR, t: tensorProto("", a.value) });
+    case "returns": {
+      // One Identity of the enclosing graph's value; the output's name is unique to the branch.
+      const out = `${node}/${name}/out`;
+      const g = onnx.GraphProto.create({
+        name: `${node}/${name}`,
+        node: [onnx.NodeProto.create({
+          name: `${node}/${name}/identity`,
+          opType: "Identity",
+          input: [a.value.name],
+          output: [out],
+        })],
+        output: [valueInfo({ name: out, dtype: a.value.dtype, shape: a.value.shape })],
+      });
+      return onnx.AttributeProto.create({ name, type: T.GRAPH, g });
+    }
   }
 }
 
@@ -160,7 +176,7 @@ function encodeModel(
       domain: n.domain || undefined,
       input: n.inputs.map((v) => (v ? v.name : "")),
       output: n.outputs.map((v) => v.name),
-      attribute: Object.entries(n.attrs).map(([k, a]) => attrProto(k, a)),
+      attribute: Object.entries(n.attrs).map(([k, a]) => attrProto(k, a, n.name)),
     })
   );
   const g = onnx.GraphProto.create({

@@ -73,10 +73,11 @@ export const FLAT_STATE = ["weights", "m", "v"] as const;
  * outputs new.weights.g, new.m.g, new.v.g; the ADAM_INPUTS scalars; grad_norm (before clipping).
  * `grads` are the gradients of the layout's parameters, in its order.
  *
- * Every new.* output is Where(finite, updated, old), `finite` being true when grad_norm and each
- * value of `mustBeFinite` (the loss) are finite: a step that diverges leaves the state as it was,
- * which is what lets the trainer bind its state buffers as both inputs and outputs (an in-place
- * update). Where selects values unchanged, so a finite step's bits are those of the update.
+ * Every new.* output is select(finite, updated, old) (an If, ops.ts), `finite` being true when
+ * grad_norm and each value of `mustBeFinite` (the loss) are finite: a step that diverges leaves
+ * the state as it was, which is what lets the trainer bind its state buffers as both inputs and
+ * outputs (an in-place update). The select copies values unchanged, so a finite step's bits are
+ * those of the update (as with the Where it replaced, about 3× slower on ORT's CPU).
  *
  * The squared norm is summed per tensor and then across tensors, exactly as with the per-tensor
  * update this replaced (one ReduceSum per gradient, one Sum): a reduction over a concatenated
@@ -118,9 +119,9 @@ export function appendAdamW(
     const v2 = op.add(op.mul(v, h.adam_beta2), op.mul(op.mul(gc, gc), oneMinusB2));
     const denom = op.add(op.mul(op.sqrt(v2), h.adam_inv_sqrt_bc2), h.adam_eps);
     const w2 = op.sub(op.mul(w, h.adam_decay), op.mul(op.div(m2, denom), h.adam_step_size));
-    g.output(op.where(finite, w2, w), `new.weights.${k}`);
-    g.output(op.where(finite, m2, m), `new.m.${k}`);
-    g.output(op.where(finite, v2, v), `new.v.${k}`);
+    g.output(op.select(finite, w2, w), `new.weights.${k}`);
+    g.output(op.select(finite, m2, m), `new.m.${k}`);
+    g.output(op.select(finite, v2, v), `new.v.${k}`);
   });
 }
 
