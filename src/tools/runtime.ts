@@ -257,59 +257,41 @@ export class DefaultToolRuntime implements ToolRuntime {
     const base = { tool: entry.name, tag, input, key, site };
     const cache = entry.cache === false ? undefined : this.#opts.cache;
 
+    // Non-deterministic tools: a recorded result (unless live), else a live call of their own.
+    // Deterministic ones: identical calls running at the same time share one cache lookup and,
+    // on a miss, one live call (a group of trajectories often issues the same query at once).
+    // It is registered before the lookup, so a call that starts while the lookup or the live
+    // call is pending joins it instead of racing it to the store.
+    let got: LiveResult, source: ToolCallRecordEntry["source"];
     if (!deterministic) {
-      // Recorded results first (unless live), then a live call of its own.
       const hit = this.#opts.live || !this.#opts.replay
         ? undefined
         : await this.#lookup(this.#opts.replay, key, site);
-      if (hit) {
-        return this.#finish({
-          ...base,
-          ...this.#render(tag, hit, cap),
-          raw: hit.text,
-          timedOut: hit.timedOut === true,
-          source: "replayed",
-          attempts: 0,
-          durationMs: performance.now() - t0,
-        });
+      got = hit
+        ? { result: hit, timedOut: hit.timedOut === true, attempts: 0 }
+        : await this.#live(entry, input, key, undefined);
+      source = hit ? "replayed" : "live";
+    } else {
+      let resolving = this.#inflight.get(key);
+      const shared = resolving !== undefined;
+      if (!resolving) {
+        resolving = this.#cachedOrLive(entry, input, key, cache);
+        this.#inflight.set(key, resolving);
+        resolving.finally(() => this.#inflight.delete(key)).catch(() => {});
       }
-      const { result, timedOut, attempts, infrastructureFailure } = await this.#live(
-        entry,
-        input,
-        key,
-        undefined,
-      );
-      return this.#finish({
-        ...base,
-        ...this.#render(tag, result, cap),
-        raw: result.text,
-        timedOut,
-        source: "live",
-        attempts,
-        durationMs: performance.now() - t0,
-        ...(infrastructureFailure !== undefined ? { infrastructureFailure } : {}),
-      });
+      const r = await resolving;
+      got = r;
+      source = shared || r.cached ? "cached" : "live";
     }
-
-    // Identical calls of a deterministic tool running at the same time share one cache lookup
-    // and, on a miss, one live call (a group of trajectories often issues the same query at
-    // once). It is registered before the lookup, so a call that starts while the lookup or the
-    // live call is pending joins it instead of racing it to the store.
-    let resolving = this.#inflight.get(key);
-    const shared = resolving !== undefined;
-    if (!resolving) {
-      resolving = this.#cachedOrLive(entry, input, key, cache);
-      this.#inflight.set(key, resolving);
-      resolving.finally(() => this.#inflight.delete(key)).catch(() => {});
-    }
-    const { result, timedOut, attempts, infrastructureFailure, cached } = await resolving;
+    const { result, timedOut, attempts, infrastructureFailure } = got;
     return this.#finish({
       ...base,
       ...this.#render(tag, result, cap),
       raw: result.text,
       timedOut,
-      source: shared || cached ? "cached" : "live",
-      attempts: shared || cached ? 0 : attempts,
+      source,
+      // Attempts are the live call's own: none for a recorded, cached or shared result.
+      attempts: source === "live" ? attempts : 0,
       durationMs: performance.now() - t0,
       ...(infrastructureFailure !== undefined ? { infrastructureFailure } : {}),
     });
