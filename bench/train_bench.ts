@@ -23,9 +23,9 @@
  * least squares over the medians: the fixed cost per step. `--profile` prints the node count of
  * the training graph as built and as ONNX Runtime runs it (its profile's kernel events per run),
  * with kernel time by op type (the warm-up run left out; `--top N`: the N slowest nodes with
- * their input shapes; `--batch`/`--seq` apply). `--baseline DIR` also runs the ONNX Runtime side from another
- * checkout DIR (its bench/train_bench.ts; an A/B of two versions of the trainer), interleaved with
- * the others.
+ * their input shapes; `--batch`/`--seq` apply). `--baseline DIR` also runs the ONNX Runtime side
+ * from another checkout DIR (its bench/train_bench.ts; an A/B of two versions of the trainer),
+ * interleaved with the others.
  *
  * Under `deno bench` this file registers a small fused SFT step instead.
  */
@@ -231,7 +231,8 @@ async function profile(
   const { ort } = await import("../src/onnx/session.ts");
   const { serializeModel } = await import("../src/onnx/serialize.ts");
   const { buildTrainGraph } = await import("../src/train/graphs.ts");
-  const { cfg } = setup(name, objective, B, T);
+  // One set-up for the graph and its feeds (building the weights is the slow part at 100M).
+  const { cfg, weights, batch, params, m } = setup(name, objective, B, T);
   const built = buildTrainGraph(cfg, { kind: objective }, "fused").graph;
   const byOp = new Map<string, number>();
   for (const n of built.nodes) byOp.set(n.op, (byOp.get(n.op) ?? 0) + 1);
@@ -251,7 +252,6 @@ async function profile(
   // Feeds by input name, so that this works for any layout of the optimizer state: per-tensor
   // moments (m.<name>, v.<name>) or the flat state (state.weights, state.m, state.v).
   const runs = 3;
-  const { weights, batch, params, m } = setup(name, objective, B, T);
   console.log(`profile: batch ${m.B} × ${m.T}`);
   const { packBatch } = await import("../src/train/batch.ts");
   const { adamScalars, DEFAULT_ADAMW } = await import("../src/train/optimizer.ts");

@@ -305,8 +305,8 @@ export function select(cond: Value, a: Value, b: Value): Value {
   if (a.dtype !== b.dtype) throw new Error(`select: ${a.name} and ${b.name} differ in dtype`);
   const g = cond.graph;
   return g.node("If", [cond], [{ dtype: a.dtype, shape: a.shape ? [...a.shape] : null }], {
-    then_branch: { kind: "returns", value: a },
-    else_branch: { kind: "returns", value: b },
+    then_branch: attr.returns(a),
+    else_branch: attr.returns(b),
   })[0];
 }
 
