@@ -6,7 +6,7 @@ import p from "onnx-proto";
 import type { DecoderConfig } from "../src/model/config.ts";
 import { buildDecoderGraph } from "../src/model/decoder_graph.ts";
 import { initModel, loadModelDir, saveModel } from "../src/model/load.ts";
-import { checkMemory, estimateLoadMemory } from "../src/model/memory.ts";
+import { availableMemory, checkMemory, estimateLoadMemory } from "../src/model/memory.ts";
 import { DecoderRuntime } from "../src/model/runtime.ts";
 import { Graph } from "../src/onnx/graph.ts";
 import * as op from "../src/onnx/ops.ts";
@@ -142,9 +142,16 @@ Deno.test("a model that cannot fit is refused before its weights are read, with 
   }
 });
 
+// ~3.5 GB resident for ~5 s: run where that leaves room (ARPO_BIG_TESTS=1 runs it regardless).
+const roomForBigWeights = Deno.env.get("ARPO_BIG_TESTS") === "1" ||
+  ((await availableMemory()) ?? 0) >= 8 * 2 ** 30;
+if (!roomForBigWeights) {
+  console.log("skipping the over-2 GB weight set test: under 8 GiB of memory available");
+}
+
 Deno.test({
-  name: "a weight set over the 2 GB protobuf limit loads (ARPO_BIG_TESTS=1)",
-  ignore: Deno.env.get("ARPO_BIG_TESTS") !== "1",
+  name: "a weight set over the 2 GB protobuf limit loads",
+  ignore: !roomForBigWeights,
   async fn() {
     // Two tables of 1 GiB + 64 KiB: together over what one protobuf can hold; as external data
     // they load. (ORT takes at most 2 GiB per tensor from memory; serializeModelExternal says so.)

@@ -26,6 +26,27 @@ Deno.test("store: objects are addressed by sha256 under objects/sha256/ab/<rest>
   }
 });
 
+Deno.test("store: putParts stores the concatenation of its parts, as putBytes does", async () => {
+  const store = await scratchStore();
+  try {
+    const whole = new TextEncoder().encode("one two three");
+    const parts = [whole.subarray(0, 4), whole.subarray(4, 4), whole.subarray(4)];
+    const d = await store.putParts(parts);
+    assert.equal(d, sha256(whole));
+    assert.deepEqual(await store.getBytes(d), whole);
+    assert.equal(await store.putBytes(whole), d);
+    // A damaged object is healed by the parts, as by the bytes.
+    await Deno.chmod(store.objectPath(d), 0o644);
+    await Deno.writeTextFile(store.objectPath(d), "one two thr33");
+    assert.equal(await store.check(d), "damaged");
+    assert.equal(await store.putParts(parts), d);
+    assert.equal(await store.check(d), "ok");
+    assert.deepEqual([...Deno.readDirSync(store.tmpDir)], []);
+  } finally {
+    await rm(join(store.root, ".."));
+  }
+});
+
 Deno.test("store: reading a tampered object throws naming the digest and the run", async () => {
   const store = await scratchStore();
   try {

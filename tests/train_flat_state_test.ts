@@ -11,7 +11,7 @@ import { ADAM_INPUTS, buildUpdateGraph } from "../src/train/graphs.ts";
 import { type FlatLayout, flatLayout, flatten, unflatten, views } from "../src/train/flat_state.ts";
 import { adamScalars, DEFAULT_ADAMW } from "../src/train/optimizer.ts";
 import { Trainer } from "../src/train/trainer.ts";
-import { checkpointBytes } from "../src/train/checkpoint.ts";
+import { checkpointBytes, checkpointParts } from "../src/train/checkpoint.ts";
 import type { TrainSequence } from "../src/train/batch.ts";
 import { Stream } from "../src/rng.ts";
 import { TINY_LLAMA } from "./fixtures/tiny_llama.ts";
@@ -151,7 +151,7 @@ async function sameBitsAsPerTensor(l: FlatLayout) {
   }
 }
 
-Deno.test("flat state: weights are the current step's, state() is a copy later steps leave alone", async () => {
+Deno.test("flat state: weights are the current step's, state() is a copy later steps leave alone, stateView() is live", async () => {
   const s = new Stream(["flat-state-test", "batch"]);
   const batch: TrainSequence[] = Array.from({ length: 3 }, () => {
     const tokens = Array.from({ length: 9 }, () => s.int(13));
@@ -162,6 +162,12 @@ Deno.test("flat state: weights are the current step's, state() is a copy later s
   await a.trainStep(batch, 1e-2);
   const after1 = a.state();
   const saved = checkpointBytes(after1);
+  // The live views give the same checkpoint, and its pieces are those bytes.
+  assert.deepEqual(checkpointBytes(a.stateView()), saved);
+  const parts = checkpointParts(a.stateView());
+  for (const k of ["weights", "optimizer"] as const) {
+    assert.deepEqual(new Uint8Array(parts[k].flatMap((p) => [...p])), saved[k]);
+  }
   const live1 = [...a.weights].map(([k, t]) => [k, t.data.slice()] as const);
   for (const [k, t] of live1) assert.deepEqual(t, after1.weights.get(k)!.data);
   // Three more in-place steps; the copy taken after step 1 stays as it was.

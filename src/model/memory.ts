@@ -7,12 +7,17 @@ import { ArpoError } from "../errors.ts";
 import { safetensorsSize, weightFiles } from "./safetensors.ts";
 
 /**
- * Copies of the F32 weights alive at the peak of loading a model for inference (measured on
- * Qwen2.5-0.5B shapes, docs/PERFORMANCE.md): the weights as read (HF layout, kept for digests and
- * training), the decoder graph's transposed matrices, ONNX Runtime's copy of them, and its packed
- * GEMM matrices, built before the copy is freed.
+ * Copies of the F32 weights alive at the peak of loading a model for inference: the weights as
+ * read (HF layout, kept for digests and training), the decoder graph's transposed matrices and
+ * ONNX Runtime's copy of them, which it replaces tensor by tensor with packed GEMM matrices.
  */
-export const LOAD_PEAK_COPIES = 4;
+export const LOAD_PEAK_COPIES = 3;
+/**
+ * Copies of the largest tensor on top of that (the embedding: tied, it is also the LM head, which
+ * is packed while its copy lives). Measured peaks, docs/PERFORMANCE.md: Qwen2.5-0.5B 6.3 GiB,
+ * Qwen3-0.6B 8.0 GiB, Qwen2.5-1.5B 18.5 GiB; this estimate gives 7.0, 8.3 and 19.5 GiB.
+ */
+export const LOAD_PEAK_LARGEST = 2;
 /** Runtime, tokenizer and activations on top of the weights. */
 const OVERHEAD_BYTES = 512 * 2 ** 20;
 
@@ -25,14 +30,18 @@ export interface MemoryEstimate {
 
 /** The estimate for a model directory from its safetensors headers alone. */
 export async function estimateLoadMemory(dir: string): Promise<MemoryEstimate> {
-  let f32 = 0, converted = 0;
+  let f32 = 0, converted = 0, largest = 0;
   for (const file of await weightFiles(dir)) {
     const s = await safetensorsSize(file);
     f32 += s.f32Bytes;
     converted += s.convertedFileBytes;
+    largest = Math.max(largest, s.largestF32Bytes);
   }
   // BF16/F16 files are read into a buffer and converted: that buffer is alive while converting.
-  return { weightBytes: f32, peakBytes: LOAD_PEAK_COPIES * f32 + converted + OVERHEAD_BYTES };
+  return {
+    weightBytes: f32,
+    peakBytes: LOAD_PEAK_COPIES * f32 + LOAD_PEAK_LARGEST * largest + converted + OVERHEAD_BYTES,
+  };
 }
 
 /** MemAvailable of /proc/meminfo in bytes, or null where there is none (not Linux). */
@@ -60,7 +69,8 @@ export async function checkMemory(dir: string, available?: number | null): Promi
   throw new ArpoError(
     `model directory ${dir} will not fit in memory: its weights take ${gb(est.weightBytes)} as ` +
       `float32 and loading needs about ${gb(est.peakBytes)} at its peak (${LOAD_PEAK_COPIES} ` +
-      `copies of the weights while ONNX Runtime builds its session, plus runtime), but only ` +
+      `copies of the weights and ${LOAD_PEAK_LARGEST} more of the largest tensor while ONNX ` +
+      `Runtime builds its session, plus runtime), but only ` +
       `${gb(avail)} is available (MemAvailable in /proc/meminfo). Free memory, use a smaller ` +
       `model, or set ARPO_SKIP_MEMORY_CHECK=1 to try anyway.`,
   );

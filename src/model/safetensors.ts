@@ -86,6 +86,24 @@ export function serializeSafetensors(
   tensors: TensorMap,
   metadata?: Record<string, string>,
 ): Uint8Array {
+  const parts = safetensorsParts(tensors, metadata);
+  const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
+  let off = 0;
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.byteLength;
+  }
+  return out;
+}
+
+/**
+ * The bytes of `serializeSafetensors` as pieces: the header, then a view of each tensor's own
+ * data (no copy), for writing a file of several GB without building it in memory.
+ */
+export function safetensorsParts(
+  tensors: TensorMap,
+  metadata?: Record<string, string>,
+): Uint8Array[] {
   const names = [...tensors.keys()].sort();
   const header: Record<string, unknown> = {};
   if (metadata) header.__metadata__ = metadata;
@@ -99,16 +117,16 @@ export function serializeSafetensors(
   // Pad the header with spaces so the data starts 8-byte aligned (as the Rust writer does).
   while ((8 + new TextEncoder().encode(json).length) % 8 !== 0) json += " ";
   const hb = new TextEncoder().encode(json);
-  const out = new Uint8Array(8 + hb.length + off);
-  new DataView(out.buffer).setBigUint64(0, BigInt(hb.length), true);
-  out.set(hb, 8);
-  let p = 8 + hb.length;
-  for (const name of names) {
-    const d = tensors.get(name)!.data;
-    out.set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength), p);
-    p += d.byteLength;
-  }
-  return out;
+  const head = new Uint8Array(8 + hb.length);
+  new DataView(head.buffer).setBigUint64(0, BigInt(hb.length), true);
+  head.set(hb, 8);
+  return [
+    head,
+    ...names.map((name) => {
+      const d = tensors.get(name)!.data;
+      return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+    }),
+  ];
 }
 
 export type ReadFile = (path: string) => Promise<Uint8Array>;
@@ -123,6 +141,8 @@ export interface SafetensorsSize {
   f32Bytes: number;
   /** Bytes of tensors stored in a dtype other than F32 (converted, so read into a second buffer). */
   convertedFileBytes: number;
+  /** F32 bytes of the largest tensor. */
+  largestF32Bytes: number;
 }
 
 /** Sizes from a safetensors file's header alone (the data is not read). */
@@ -148,13 +168,14 @@ export async function safetensorsSize(path: string): Promise<SafetensorsSize> {
     } catch (e) {
       throw new ArpoError(`${path}: header is not valid JSON (${(e as Error).message})`);
     }
-    const out = { fileBytes: 0, f32Bytes: 0, convertedFileBytes: 0 };
+    const out = { fileBytes: 0, f32Bytes: 0, convertedFileBytes: 0, largestF32Bytes: 0 };
     for (const [name, t] of Object.entries(header)) {
       if (name === "__metadata__") continue;
       const count = (t.shape ?? []).reduce((a, b) => a * Number(b), 1);
       const w = DTYPE_BYTES[String(t.dtype)] ?? 4;
       out.fileBytes += count * w;
       out.f32Bytes += count * 4;
+      out.largestF32Bytes = Math.max(out.largestF32Bytes, count * 4);
       if (t.dtype !== "F32") out.convertedFileBytes += count * w;
     }
     return out;

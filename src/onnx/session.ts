@@ -15,6 +15,7 @@
 import { createHash } from "node:crypto";
 import * as ort from "onnxruntime-node";
 import { ArpoError, describeError } from "../errors.ts";
+import { CapiSession, capiUnavailable } from "./capi_session.ts";
 import { Graph } from "./graph.ts";
 import * as op from "./ops.ts";
 import { currentNumerics, type Numerics, type NumericsScope } from "./numerics_mode.ts";
@@ -59,6 +60,14 @@ export interface SessionOptions {
    * arena grows by a differently sized block per shape; off allocates tensor by tensor.
    */
   memoryPattern?: boolean;
+  /**
+   * Preallocated outputs (a fetch given as a tensor) are written in place and returned as that
+   * same tensor, without onnxruntime-node's copy of each: a trainer's state, 3× the weights per
+   * step otherwise. On the CPU the session then runs on ONNX Runtime's C API (capi_session.ts:
+   * the same library, options and bits); elsewhere, or where that API cannot be used, this is
+   * onnxruntime-node's usual session.
+   */
+  inPlaceOutputs?: boolean;
   /**
    * The engine, instead of the numerics in effect (`withNumerics`): `{mode: "portable",
    * threads}` runs onnxruntime-web whatever `device` and `threads` say.
@@ -114,6 +123,12 @@ async function tryCreate(
     throw new Error(`this onnxruntime-node build has no '${provider}' provider`);
   }
   if (provider === "webgpu") return await createWebgpu(model, opts);
+  if (provider === "cpu" && opts.inPlaceOutputs && !model.externalData.length) {
+    if (capiUnavailable() === undefined) {
+      // The members Session.ort is used by: run, release, inputNames, outputNames.
+      return CapiSession.create(model.model, opts) as unknown as ort.InferenceSession;
+    }
+  }
   return await ort.InferenceSession.create(model.model, {
     ...baseOptions(opts),
     executionProviders: [provider],

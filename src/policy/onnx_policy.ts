@@ -74,10 +74,13 @@ export class OnnxPolicy implements Policy {
    */
   readonly #bucketed: boolean;
 
+  /** The session; undefined for a weights-only policy (`weightsOnly`). */
+  readonly #runtime: DecoderRuntime | undefined;
+
   private constructor(
     readonly model: DecoderModel,
     readonly tokenizer: TokenizerLike,
-    readonly runtime: DecoderRuntime,
+    runtime: DecoderRuntime | undefined,
     opts: OnnxPolicyOptions,
   ) {
     this.vocabSize = model.config.vocabSize;
@@ -85,7 +88,38 @@ export class OnnxPolicy implements Policy {
     this.maxPositions = model.config.maxPositionEmbeddings;
     this.#prefillChunk = opts.prefillChunk ?? 256;
     this.#scoreBudget = opts.scoreBudget ?? 4096;
-    this.#bucketed = runtime.provider === "webgpu";
+    this.#runtime = runtime;
+    this.#bucketed = runtime?.provider === "webgpu";
+  }
+
+  /** The decoder session this policy runs on. */
+  get runtime(): DecoderRuntime {
+    if (!this.#runtime) {
+      throw new ArpoError(
+        "policy: this policy holds weights only (loaded for training, without a session); " +
+          "it cannot generate or score",
+      );
+    }
+    return this.#runtime;
+  }
+
+  static #checkTokenizer(model: DecoderModel, tokenizer: TokenizerLike): void {
+    if (tokenizer.vocabSize > model.config.vocabSize) {
+      throw new ArpoError(
+        `tokenizer has ${tokenizer.vocabSize} ids but the model's vocab_size is ` +
+          `${model.config.vocabSize}${model.dir ? ` (${model.dir})` : ""}`,
+      );
+    }
+  }
+
+  /**
+   * A policy over `model` without an inference session, for stages that only train from its
+   * weights: building a session costs ~3.4× the weights at its peak and tens of seconds on
+   * released model sizes, for nothing such a stage uses.
+   */
+  static weightsOnly(model: DecoderModel, tokenizer: TokenizerLike): OnnxPolicy {
+    OnnxPolicy.#checkTokenizer(model, tokenizer);
+    return new OnnxPolicy(model, tokenizer, undefined, {});
   }
 
   /** Slab rows for n sequences. */
@@ -98,12 +132,7 @@ export class OnnxPolicy implements Policy {
     tokenizer: TokenizerLike,
     opts: OnnxPolicyOptions = {},
   ): Promise<OnnxPolicy> {
-    if (tokenizer.vocabSize > model.config.vocabSize) {
-      throw new ArpoError(
-        `tokenizer has ${tokenizer.vocabSize} ids but the model's vocab_size is ` +
-          `${model.config.vocabSize}${model.dir ? ` (${model.dir})` : ""}`,
-      );
-    }
+    OnnxPolicy.#checkTokenizer(model, tokenizer);
     const runtime = await DecoderRuntime.create(model.config, model.weights, opts);
     return new OnnxPolicy(model, tokenizer, runtime, opts);
   }
@@ -527,6 +556,6 @@ export class OnnxPolicy implements Policy {
     this.#seqs.clear();
     if (this.#disposed) return;
     this.#disposed = true;
-    await this.runtime.release();
+    await this.#runtime?.release();
   }
 }

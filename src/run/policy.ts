@@ -29,6 +29,14 @@ export const defaultPolicyFactory: PolicyFactory = async (input) => {
   const w = request.weights;
   // `tokenizer: "optional"` (sft on token ids): a directory without tokenizer files loads too.
   const tokenizer = request.tokenizer === "optional" ? "optional" : "required";
+  // `session: "none"` (a training stage): the weights and tokenizer, no inference session.
+  const weightsOnly = request.session === "none";
+  if (w === undefined && weightsOnly) {
+    const loaded = tokenizer === "optional"
+      ? await loadPolicyModel(config, { baseDir: input.baseDir, seed: manifest.seed, tokenizer })
+      : await loadPolicyModel(config, { baseDir: input.baseDir, seed: manifest.seed });
+    return OnnxPolicy.weightsOnly(loaded.model, loaded.tokenizer);
+  }
   if (w === undefined) {
     return await loadPolicy(config, {
       baseDir: input.baseDir,
@@ -44,11 +52,13 @@ export const defaultPolicyFactory: PolicyFactory = async (input) => {
   const where = `checkpoint weights ${w.slice(0, 12)}`;
   const bytes = await input.store.getBytes(w);
   const weights = validateWeights(model.config, parseSafetensors(bytes, where), where);
-  return await OnnxPolicy.create(
-    { config: model.config, weights, digest: weightsDigest(model.config, weights) },
-    loaded.tokenizer,
-    runtime,
-  );
+  const checkpoint = {
+    config: model.config,
+    weights,
+    digest: weightsDigest(model.config, weights),
+  };
+  if (weightsOnly) return OnnxPolicy.weightsOnly(checkpoint, loaded.tokenizer);
+  return await OnnxPolicy.create(checkpoint, loaded.tokenizer, runtime);
 };
 
 /** The server backend: replaying the stage's recording when there is one, else connected. */

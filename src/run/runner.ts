@@ -23,6 +23,7 @@ import {
   writeRecord,
 } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
+import { stageStore } from "./stage_store.ts";
 import { acquireLock, type HeldLock } from "../store/lock.ts";
 import { readStageIndex, writeStageIndex } from "../store/stage_index.ts";
 import type { ToolCache } from "../tools/runtime.ts";
@@ -38,7 +39,6 @@ import type {
   StageContext,
   StageKind,
   StageOutputs,
-  StageStore,
 } from "./stages.ts";
 import { storeToolCache, toolCacheScope } from "./tool_cache.ts";
 import { runtimeVersions } from "./versions.ts";
@@ -77,16 +77,6 @@ export interface RunResult {
 function where(view: ManifestView, keyPath: (string | number)[]): string {
   const pos = view.positionOf?.(keyPath);
   return pos ? `${view.path}:${pos.line}:${pos.col}` : view.path;
-}
-
-function stageStore(store: Store, label: string): StageStore {
-  return {
-    putBytes: (b) => store.putBytes(b),
-    putJson: (v) => store.putJson(v),
-    getBytes: (d) => store.getBytes(d, label),
-    getJson: (d) => store.getJson(d, label),
-    has: (d) => store.has(d),
-  };
 }
 
 /** The default policy factory, loaded on first use (it pulls in ONNX Runtime). */

@@ -29,6 +29,8 @@ export interface StageResult {
 /** Content-addressed store access for stages. Reading re-hashes: damaged bytes throw ArpoError. */
 export interface StageStore {
   putBytes(bytes: Uint8Array): Promise<string>;
+  /** Store the concatenation of `parts` without building it (Store.putParts). */
+  putParts(parts: readonly Uint8Array[]): Promise<string>;
   /** Stores the RFC 8785 canonical JSON of `value`; returns its digest. */
   putJson(value: unknown): Promise<string>;
   getBytes(digest: string): Promise<Uint8Array>;
@@ -93,6 +95,11 @@ export interface PolicyRequest {
    * without tokenizer files loads with token ids only; by default it is refused.
    */
   tokenizer?: "optional";
+  /**
+   * "none": the stage only trains from the policy's weights (sft, rl); a factory that can give
+   * its policy without an inference session does (the default one: `OnnxPolicy.weightsOnly`).
+   */
+  session?: "none";
   [key: string]: unknown;
 }
 

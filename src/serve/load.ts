@@ -13,6 +13,7 @@ import { loadPolicy } from "../policy/load.ts";
 import type { OnnxPolicy } from "../policy/onnx_policy.ts";
 import { materializeModel } from "../run/model.ts";
 import { defaultPolicyFactory } from "../run/policy.ts";
+import { stageStore } from "../run/stage_store.ts";
 import { readRecord, resolveRunId } from "../store/records.ts";
 import type { Store } from "../store/store.ts";
 
@@ -89,13 +90,7 @@ export async function loadTarget(
       baseDir: rec.baseDir,
       modelPath,
       request: { weights },
-      store: {
-        putBytes: (b) => opts.store.putBytes(b),
-        putJson: (v) => opts.store.putJson(v),
-        getBytes: (d) => opts.store.getBytes(d, label),
-        getJson: (d) => opts.store.getJson(d, label),
-        has: (d) => opts.store.has(d),
-      },
+      store: stageStore(opts.store, label),
       signal: opts.signal ?? new AbortController().signal,
     }) as OnnxPolicy;
     name = `${id.slice(0, 12)}:${rs.stage}`;

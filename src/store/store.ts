@@ -8,6 +8,7 @@
  * runs/<run-id>.json (run records), index/stages/<key>.json (stage cache), checkpoints/<key>.json,
  * cache/<key>.json (plugin-derived data).
  */
+import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import { ArpoError } from "../errors.ts";
 import { canonicalJson } from "./canonical.ts";
@@ -27,7 +28,7 @@ let tmpCounter = 0;
 export async function atomicWrite(
   tmpDir: string,
   path: string,
-  bytes: Uint8Array,
+  bytes: Uint8Array | readonly Uint8Array[],
   mode = 0o644,
 ): Promise<void> {
   await Deno.mkdir(tmpDir, { recursive: true });
@@ -39,8 +40,10 @@ export async function atomicWrite(
   );
   const f = await Deno.open(tmp, { write: true, createNew: true, mode });
   try {
-    let off = 0;
-    while (off < bytes.length) off += await f.write(bytes.subarray(off));
+    for (const part of bytes instanceof Uint8Array ? [bytes] : bytes) {
+      let off = 0;
+      while (off < part.length) off += await f.write(part.subarray(off));
+    }
     await f.sync();
   } finally {
     f.close();
@@ -51,6 +54,19 @@ export async function atomicWrite(
     await Deno.remove(tmp).catch(() => {});
     throw e;
   }
+}
+
+/** sha256 of a file, read a chunk at a time (objects can be larger than memory would hold). */
+async function hashFile(path: string): Promise<string> {
+  const h = createHash("sha256");
+  const f = await Deno.open(path, { read: true });
+  try {
+    const buf = new Uint8Array(8 << 20);
+    for (let n; (n = await f.read(buf)) !== null;) h.update(buf.subarray(0, n));
+  } finally {
+    f.close();
+  }
+  return h.digest("hex");
 }
 
 export class Store {
@@ -80,8 +96,18 @@ export class Store {
    * alone (same name, same bytes); damaged (tampering, disk damage), the good bytes atomically
    * replace it, so recomputing a stage heals the objects it writes.
    */
-  async putBytes(bytes: Uint8Array): Promise<string> {
-    const digest = sha256(bytes);
+  putBytes(bytes: Uint8Array): Promise<string> {
+    return this.putParts([bytes]);
+  }
+
+  /**
+   * Store the concatenation of `parts` (as putBytes does) without building it: a checkpoint's
+   * tensors go to disk from the trainer's own buffers.
+   */
+  async putParts(parts: readonly Uint8Array[]): Promise<string> {
+    const h = createHash("sha256");
+    for (const p of parts) h.update(p);
+    const digest = h.digest("hex");
     const state = await this.check(digest);
     if (state === "ok") return digest;
     const path = this.objectPath(digest);
@@ -92,7 +118,7 @@ export class Store {
     await Deno.mkdir(join(path, ".."), { recursive: true });
     // Objects are immutable: read-only guards against accidental edits (not against tampering,
     // which reads detect).
-    await atomicWrite(this.tmpDir, path, bytes, 0o444);
+    await atomicWrite(this.tmpDir, path, parts, 0o444);
     return digest;
   }
 
@@ -141,8 +167,7 @@ export class Store {
       const path = this.objectPath(digest);
       // Something other than a plain file (a directory, a FIFO that would block) is damage too.
       if (!(await Deno.lstat(path)).isFile) return "damaged";
-      const bytes = await Deno.readFile(path);
-      return sha256(bytes) === digest ? "ok" : "damaged";
+      return (await hashFile(path)) === digest ? "ok" : "damaged";
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) return "missing";
       throw e;

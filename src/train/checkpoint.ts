@@ -5,7 +5,12 @@
  */
 import { ArpoError } from "../errors.ts";
 import type { DecoderConfig } from "../model/config.ts";
-import { parseSafetensors, serializeSafetensors, type TensorMap } from "../model/safetensors.ts";
+import {
+  parseSafetensors,
+  safetensorsParts,
+  serializeSafetensors,
+  type TensorMap,
+} from "../model/safetensors.ts";
 import { validateWeights } from "../model/weights.ts";
 import type { TrainerState } from "./trainer.ts";
 
@@ -17,13 +22,37 @@ export interface CheckpointBytes {
 }
 
 export function checkpointBytes(state: TrainerState): CheckpointBytes {
+  return {
+    weights: serializeSafetensors(state.weights, WEIGHTS_META),
+    optimizer: serializeSafetensors(optimizerTensors(state), optimizerMeta(state)),
+  };
+}
+
+/**
+ * The two files of `checkpointBytes` as pieces over the state's own buffers (safetensorsParts),
+ * for a store to write without a copy of the state.
+ */
+export function checkpointParts(
+  state: TrainerState,
+): { weights: Uint8Array[]; optimizer: Uint8Array[] } {
+  return {
+    weights: safetensorsParts(state.weights, WEIGHTS_META),
+    optimizer: safetensorsParts(optimizerTensors(state), optimizerMeta(state)),
+  };
+}
+
+const WEIGHTS_META = { format: "pt" };
+
+function optimizerMeta(state: TrainerState): Record<string, string> {
+  return { format: "arpo-adamw", step: String(state.step) };
+}
+
+/** exp_avg.<name> and exp_avg_sq.<name>, the moments under PyTorch AdamW's names. */
+function optimizerTensors(state: TrainerState): TensorMap {
   const opt: TensorMap = new Map();
   for (const [k, t] of state.m) opt.set(`exp_avg.${k}`, t);
   for (const [k, t] of state.v) opt.set(`exp_avg_sq.${k}`, t);
-  return {
-    weights: serializeSafetensors(state.weights, { format: "pt" }),
-    optimizer: serializeSafetensors(opt, { format: "arpo-adamw", step: String(state.step) }),
-  };
+  return opt;
 }
 
 /** Parse checkpoint bytes back into a trainer state; `where` names the checkpoint in errors. */

@@ -12,8 +12,10 @@
  * ONNX Runtime updates them in place (each group's state buffers bound both as inputs and as
  * preallocated outputs; every read of the old values precedes the write in the graph, and a step
  * that diverges writes the old values back: graphs.ts appendAdamW). The forward reads per-tensor
- * views of the flat weights, so no state is copied in JS. onnxruntime-node's binding still
- * returns a copy of every fetched output as a new ArrayBuffer; the trainer drops those unread.
+ * views of the flat weights, so no state is copied in JS. On the CPU those two sessions run on
+ * ONNX Runtime's C API (`inPlaceOutputs`, onnx/capi_session.ts), which hands the state back as
+ * itself; onnxruntime-node's binding (other devices, or no FFI) returns a copy of every fetched
+ * output as a new ArrayBuffer, which the trainer drops unread.
  */
 import { ArpoError } from "../errors.ts";
 import type { DecoderConfig } from "../model/config.ts";
@@ -47,6 +49,12 @@ export interface TrainerOptions {
    * `inverseTemperature`; 0 = greedy counts as 1). Default 1. The SFT loss ignores it.
    */
   temperature?: number;
+  /**
+   * Run the in-place update on ONNX Runtime's C API where it can (default true; see
+   * SessionOptions.inPlaceOutputs). false keeps onnxruntime-node: the same bits, with 3 copies of
+   * the state returned (and dropped) per step.
+   */
+  inPlaceOutputs?: boolean;
 }
 
 /** Optimizer state: everything a resumed run needs besides the config. */
@@ -172,7 +180,16 @@ export class Trainer {
     return this.#curViews;
   }
 
-  /** A copy of the full state (for checkpoints). */
+  /**
+   * The full state as live views of the trainer's buffers, no copy: valid until the next
+   * trainStep, for writing a checkpoint at once (a copy is 3× the weights).
+   */
+  stateView(): TrainerState {
+    const l = this.#layout, s = this.#cur;
+    return { step: this.#step, weights: this.#curViews, m: views(l, s.m), v: views(l, s.v) };
+  }
+
+  /** A copy of the full state, for keeping past later steps. */
   state(): TrainerState {
     const l = this.#layout, s = this.#cur;
     return {
@@ -197,6 +214,8 @@ export class Trainer {
       label: `${kind} graph`,
       // Batch shapes change every step: a memory pattern per shape only grows the arena.
       memoryPattern: false,
+      // The state written in place comes back as itself, not as 3 copies of it (#runInPlace).
+      inPlaceOutputs: (this.opts.inPlaceOutputs ?? true) && (kind === "fused" || kind === "update"),
     });
     this.#sessions.set(kind, s);
     return s;
@@ -238,8 +257,8 @@ export class Trainer {
 
   /**
    * Run an update graph with its new.* outputs written back into the state they were computed
-   * from (preallocated fetches over the same views as the state.* feeds; the binding's returned
-   * copies of them are left unread), every other output fetched as usual.
+   * from (preallocated fetches over the same views as the state.* feeds; copies onnxruntime-node
+   * may return of them are left unread), every other output fetched as usual.
    */
   async #runInPlace(
     sess: Session,

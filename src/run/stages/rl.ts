@@ -59,7 +59,6 @@ import { rolloutTasks, selectTasks } from "./rollout_shared.ts";
 import {
   loadTrainCheckpoint,
   policyWithWeights,
-  putWeights,
   saveTrainCheckpoint,
   trainableModel,
 } from "./train_shared.ts";
@@ -257,7 +256,7 @@ export async function runRl(ctx: StageContext, o: RlOptions): Promise<StageResul
     for (let step = run.start; step < o.steps; step++) {
       ctx.signal.throwIfAborted();
       run.curve.push(await rlStep(ctx, run, step));
-      await saveTrainCheckpoint(ctx, step, run.trainer.state(), run.rollouts, {
+      await saveTrainCheckpoint(ctx, step, run.trainer.stateView(), run.rollouts, {
         curve: run.curve,
       });
     }
@@ -388,9 +387,10 @@ async function timedEval(ctx: StageContext, run: RlRun, step: number): Promise<J
 async function finishRl(ctx: StageContext, run: RlRun): Promise<StageResult> {
   const { o, curve, rollouts } = run;
   for (const [k, v] of Object.entries(run.ms)) ctx.timing(`rl.${k}_ms`, v);
-  const final: TrainerState = run.trainer.state();
-  const weights = await putWeights(ctx, final.weights);
+  const final: TrainerState = run.trainer.stateView();
   const saved = await saveTrainCheckpoint(ctx, o.steps - 1, final, rollouts, { curve });
+  // The checkpoint's model.safetensors is the stage's weights output (the same bytes).
+  const weights = saved.weights;
   const curveDigest = await ctx.store.putJson({ type: "rl_curve", steps: curve });
   const report = await ctx.store.putJson(
     await rlReport(ctx, run.setup.config.algorithm, curve, rollouts),

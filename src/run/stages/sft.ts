@@ -61,12 +61,7 @@ import { Trainer } from "../../train/trainer.ts";
 import { STAGE_REPORT_FORMAT, type StageReport } from "../../report/data.ts";
 import { defineStage, type StageContext, type StageResult } from "../stages.ts";
 import { fromSchema, questionsSchema, weightsSource } from "./options.ts";
-import {
-  loadTrainCheckpoint,
-  putWeights,
-  saveTrainCheckpoint,
-  trainableModel,
-} from "./train_shared.ts";
+import { loadTrainCheckpoint, saveTrainCheckpoint, trainableModel } from "./train_shared.ts";
 
 /** The default lr for a pretrained model (the paper's cold-start SFT). */
 export const PRETRAINED_LR = 7e-6;
@@ -333,13 +328,15 @@ export async function runSft(ctx: StageContext, o: SftOptions): Promise<StageRes
         metrics: { loss: st.loss, grad_norm: st.gradNorm },
       });
       if ((step + 1) % CHECKPOINT_EVERY === 0 && step + 1 < plan.length) {
-        await saveTrainCheckpoint(ctx, step, trainer.state(), {}, { curve });
+        await saveTrainCheckpoint(ctx, step, trainer.stateView(), {}, { curve });
       }
     }
     ctx.timing("sft.train_ms", performance.now() - t0);
-    const final = trainer.state();
-    const saved = await saveTrainCheckpoint(ctx, plan.length - 1, final, {}, { curve });
-    const weights = await putWeights(ctx, final.weights);
+    const saved = await saveTrainCheckpoint(ctx, plan.length - 1, trainer.stateView(), {}, {
+      curve,
+    });
+    // The checkpoint's model.safetensors is the stage's weights output (the same bytes).
+    const weights = saved.weights;
     const curveDigest = await ctx.store.putJson({ type: "sft_curve", steps: curve });
     const report = await ctx.store.putJson(sftReport(curve));
     const last = curve.at(-1) as { loss: number } | undefined;

@@ -6,11 +6,11 @@
 import { ArpoError } from "../../errors.ts";
 import type { Json } from "../../store/canonical.ts";
 import type { DecoderModel } from "../../model/load.ts";
-import { serializeSafetensors, type TensorMap } from "../../model/safetensors.ts";
+import type { TensorMap } from "../../model/safetensors.ts";
 import { weightsDigest } from "../../model/weights.ts";
 import { OnnxPolicy } from "../../policy/onnx_policy.ts";
 import type { TokenizerLike } from "../../model/tokenizer.ts";
-import { checkpointBytes, parseCheckpoint } from "../../train/checkpoint.ts";
+import { checkpointParts, parseCheckpoint } from "../../train/checkpoint.ts";
 import type { TrainerState } from "../../train/trainer.ts";
 import type { StageContext } from "../stages.ts";
 import { stagePolicy } from "./rollout_shared.ts";
@@ -24,16 +24,20 @@ export async function trainableModel(
   ctx: StageContext,
   opts: { text?: boolean } = {},
 ): Promise<{ model: DecoderModel; tokenizer: TokenizerLike }> {
-  const p = await stagePolicy(ctx, opts.text === false ? { tokenizer: "optional" } : {});
+  const p = await stagePolicy(ctx, {
+    session: "none",
+    ...(opts.text === false ? { tokenizer: "optional" as const } : {}),
+  });
   if (!(p instanceof OnnxPolicy)) {
     throw new ArpoError(
       `stage '${ctx.name}': training needs the ONNX decoder policy (a policy.model directory or ` +
         `policy.init); this run's policy backend cannot be trained here`,
     );
   }
-  // The stage only needs the weights: its inference session (ORT's copy of the weights and
-  // packed matrices, ~2x the weights) would otherwise stay alive, unused, through every step.
-  // The runner's dispose at the stage's end finds it released and ignores that.
+  // The stage only needs the weights (the default factory builds no session for them). A session
+  // another factory built (ORT's copy of the weights and packed matrices, ~2x the weights) would
+  // otherwise stay alive, unused, through every step; the runner's dispose at the stage's end
+  // finds it released and ignores that.
   await p.dispose();
   return { model: p.model, tokenizer: p.tokenizer };
 }
@@ -60,9 +64,10 @@ export async function saveTrainCheckpoint(
   extra: Record<string, string>,
   meta: Record<string, Json>,
 ): Promise<{ weights: string; optimizer: string }> {
-  const b = checkpointBytes(state);
-  const weights = await ctx.store.putBytes(b.weights);
-  const optimizer = await ctx.store.putBytes(b.optimizer);
+  // Written from the state's buffers: a serialized copy would be 3× the weights.
+  const b = checkpointParts(state);
+  const weights = await ctx.store.putParts(b.weights);
+  const optimizer = await ctx.store.putParts(b.optimizer);
   await ctx.checkpoint.save(step, { ...extra, weights, optimizer }, meta);
   return { weights, optimizer };
 }
@@ -79,9 +84,4 @@ export async function loadTrainCheckpoint(ctx: StageContext, model: DecoderModel
     `stage '${ctx.name}' checkpoint`,
   );
   return { step: c.step, state, stateDigests: c.state, meta: c.meta };
-}
-
-/** Weights as a store object (model.safetensors bytes). */
-export async function putWeights(ctx: StageContext, weights: TensorMap): Promise<string> {
-  return await ctx.store.putBytes(serializeSafetensors(weights, { format: "pt" }));
 }
