@@ -2,6 +2,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { loadPolicy, loadPolicyModel } from "../src/policy/load.ts";
+import { OnnxPolicy } from "../src/policy/onnx_policy.ts";
 import { policyInitSchema } from "../src/manifest/policy.ts";
 import { saveModel } from "../src/model/load.ts";
 import { ByteTokenizer, saveTokenizer } from "../src/model/tokenizer.ts";
@@ -119,6 +120,32 @@ Deno.test("loadPolicy: missing files, a broken tokenizer.json and an unavailable
       () => loadPolicy({ model: "m" }, { baseDir: tmp }),
       (e) => e instanceof ArpoError && /unsupported architecture 'gpt2'/.test(e.message),
     );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("weights-only policy (training stages): the model and tokenizer, no session", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    await copyFixture("tiny-qwen3", join(tmp, "q3"));
+    const { model, tokenizer } = await loadPolicyModel({ model: "q3" }, { baseDir: tmp });
+    const p = OnnxPolicy.weightsOnly(model, tokenizer);
+    const full = await loadPolicy({ model: "q3" }, { baseDir: tmp, threads: 1 });
+    try {
+      assert.equal(p.digest, full.digest);
+      assert.equal(p.model.weights, model.weights);
+      assert.throws(() => p.runtime, /weights only .*cannot generate or score/);
+      const seq = p.create(tokenizer.encode("hi"), stream(0, "w"));
+      await assert.rejects(
+        () => p.generate([{ seq, stop: { maxTokens: 1 } }], { temperature: 0, topP: 1, topK: 0 }),
+        /weights only/,
+      );
+    } finally {
+      await p.dispose();
+      await p.dispose(); // a second release is a no-op, as for a policy with a session
+      await full.dispose();
+    }
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

@@ -31,13 +31,7 @@ export const defaultPolicyFactory: PolicyFactory = async (input) => {
   const tokenizer = request.tokenizer === "optional" ? "optional" : "required";
   // `session: "none"` (a training stage): the weights and tokenizer, no inference session.
   const weightsOnly = request.session === "none";
-  if (w === undefined && weightsOnly) {
-    const loaded = tokenizer === "optional"
-      ? await loadPolicyModel(config, { baseDir: input.baseDir, seed: manifest.seed, tokenizer })
-      : await loadPolicyModel(config, { baseDir: input.baseDir, seed: manifest.seed });
-    return OnnxPolicy.weightsOnly(loaded.model, loaded.tokenizer);
-  }
-  if (w === undefined) {
+  if (w === undefined && !weightsOnly) {
     return await loadPolicy(config, {
       baseDir: input.baseDir,
       ...runtime,
@@ -49,6 +43,7 @@ export const defaultPolicyFactory: PolicyFactory = async (input) => {
     ? await loadPolicyModel(config, { baseDir: input.baseDir, seed: manifest.seed, tokenizer })
     : await loadPolicyModel(config, { baseDir: input.baseDir, seed: manifest.seed });
   const { model } = loaded;
+  if (w === undefined) return OnnxPolicy.weightsOnly(model, loaded.tokenizer);
   const where = `checkpoint weights ${w.slice(0, 12)}`;
   const bytes = await input.store.getBytes(w);
   const weights = validateWeights(model.config, parseSafetensors(bytes, where), where);
