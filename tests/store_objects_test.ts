@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ArpoError } from "../src/errors.ts";
 import { sha256 } from "../src/store/hash.ts";
-import { Store, storeDir } from "../src/store/store.ts";
+import { atomicWrite, Store, storeDir } from "../src/store/store.ts";
+import { readWhole } from "../src/store/files.ts";
 import { REPO, rm, scratchStore } from "./fixtures/helpers.ts";
 
 Deno.test("store: objects are addressed by sha256 under objects/sha256/ab/<rest>", async () => {
@@ -42,6 +43,33 @@ Deno.test("store: putParts stores the concatenation of its parts, as putBytes do
     assert.equal(await store.putParts(parts), d);
     assert.equal(await store.check(d), "ok");
     assert.deepEqual([...Deno.readDirSync(store.tmpDir)], []);
+  } finally {
+    await rm(join(store.root, ".."));
+  }
+});
+
+Deno.test("store: putFile streams a file in under its sha256; a changed file stores nothing", async () => {
+  const store = await scratchStore();
+  try {
+    const src = join(store.root, "..", "weights.bin");
+    const bytes = new Uint8Array(20 << 20).map((_, i) => (i * 31) & 0xff); // > one 8 MiB chunk
+    await Deno.writeFile(src, bytes);
+    const d = await store.putFile(src);
+    assert.equal(d, sha256(bytes));
+    assert.deepEqual(await store.getBytes(d), bytes);
+    assert.equal(await store.putBytes(bytes), d);
+    // The bytes no longer hash to the digest they are stored under (the file changed meanwhile).
+    const wrong = sha256("something else");
+    await assert.rejects(
+      () => atomicWrite(store.tmpDir, store.objectPath(wrong), { copyOf: src, sha256: wrong }),
+      (e) => e instanceof ArpoError && /changed while it was being stored/.test(e.message),
+    );
+    assert.equal(await store.check(wrong), "missing");
+    assert.deepEqual([...Deno.readDirSync(store.tmpDir)], []);
+    // readWhole gives Deno.readFile's bytes, an empty file included.
+    assert.deepEqual(await readWhole(src), bytes);
+    await Deno.writeFile(src, new Uint8Array(0));
+    assert.deepEqual(await readWhole(src), new Uint8Array(0));
   } finally {
     await rm(join(store.root, ".."));
   }

@@ -5,8 +5,9 @@
  *   deno run -A scripts/real_shapes/bench.ts train DIR [--threads 2] [--seq 64]
  *   deno run -A scripts/real_shapes/bench.ts rl DIR [--threads 2] [--rollouts 2] [--new 32]
  *
- * `infer`: load time (config + safetensors + ONNX Runtime session), peak RSS (VmHWM) after load
- * and after decoding, max |Δ| of the logits at every position of reference.json's tokens against
+ * `infer`: load time (config + safetensors + ONNX Runtime session, the session taking the weights'
+ * memory as the runner's and `arpo model`'s do), RSS and peak RSS (VmHWM) after load, peak after
+ * decoding, max |Δ| of the logits at every position of reference.json's tokens against
  * transformers' (reference.f32), greedy decode tokens/s (batch 1, KV cache). `train`: one SFT step
  * at batch 1 × `--seq` tokens (AdamW; a warm-up step, then the median of 2), its time and the
  * process's peak RSS. `rl`: one rl step at batch 1 as the rl stage takes it (run/stages/rl.ts
@@ -54,7 +55,11 @@ if (mode === "infer") {
   const t0 = performance.now();
   const model = await loadModelDir(dir, { requireTokenizer: false });
   const tRead = performance.now();
-  const rt = await DecoderRuntime.create(model.config, model.weights, { threads });
+  // As the runner and `arpo model` load a policy: the session takes the weights' memory.
+  const rt = await DecoderRuntime.create(model.config, model.weights, {
+    threads,
+    consumeWeights: true,
+  });
   const tLoad = performance.now();
   const afterLoad = rssMb();
   const T = tokens.length, L = model.config.numLayers, V = model.config.vocabSize;
@@ -76,7 +81,8 @@ if (mode === "infer") {
   let maxDiff = 0;
   for (let i = 0; i < T * V; i++) maxDiff = Math.max(maxDiff, Math.abs(out.logits![i] - want[i]));
   const tok = new TokenIdsOnly(V, model.config.eosTokenIds ?? [], dir);
-  const policy = await OnnxPolicy.create(model, tok, { threads });
+  const again = await loadModelDir(dir, { requireTokenizer: false }); // the first was consumed
+  const policy = await OnnxPolicy.create(again, tok, { threads, consumeWeights: true });
   const n = Number(values.decode);
   const seq = policy.create(tokens, stream(0, "real-shapes"));
   await policy.generate([{ seq, stop: { maxTokens: 2 } }], GREEDY); // warm-up

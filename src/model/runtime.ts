@@ -7,6 +7,7 @@ import type { DecoderConfig } from "./config.ts";
 import { buildDecoderGraph } from "./decoder_graph.ts";
 import type { TensorMap } from "./safetensors.ts";
 import { serializeModelExternal } from "../onnx/serialize.ts";
+import type { Graph, TensorData } from "../onnx/graph.ts";
 
 export interface ForwardInput {
   /** Rows, new tokens per row, cached slots per row (all rows padded to these). */
@@ -68,6 +69,33 @@ export interface RuntimeOptions {
   onFallback?: (message: string) => void;
   /** See SessionOptions.spinning. */
   spinning?: boolean;
+  /**
+   * The session may take the weights' memory: the buffers behind `weights` are freed (detached)
+   * once the graph holds what it needs of them, before ONNX Runtime builds its session, and the
+   * graph's own matrices once it has. For a caller that loaded the weights for this session only;
+   * the map is unusable afterwards. Peak memory of a load: ~2.3× the weights instead of ~3.4×.
+   */
+  consumeWeights?: boolean;
+}
+
+/** Free an ArrayBuffer's memory now (its views become empty). */
+function detach(b: ArrayBufferLike): void {
+  if (b instanceof ArrayBuffer && !b.detached) b.transfer(0);
+}
+
+/**
+ * Give the graph its own copies of the initializers that are still views of `weights` (norms,
+ * biases, untied tables), then free the weights' buffers: the graph holds all ORT will read.
+ */
+function takeWeights(graph: Graph, weights: TensorMap): true {
+  const theirs = new Set<ArrayBufferLike>([...weights.values()].map((t) => t.data.buffer));
+  for (const [id, t] of graph.initializers) {
+    if (t.data.buffer && theirs.has(t.data.buffer)) {
+      graph.initializers.set(id, { ...t, data: t.data.slice() } as TensorData);
+    }
+  }
+  for (const b of theirs) detach(b);
+  return true;
 }
 
 export class DecoderRuntime {
@@ -99,13 +127,18 @@ export class DecoderRuntime {
     // 2 GB limit and no copy of the weights inside it. ORT copies them into its own buffers, so
     // the graph (and its transposed matrices) can be collected once the session exists.
     const { graph } = buildDecoderGraph(config, weights, { samplingHead: true });
-    const session = await createSession(serializeModelExternal(graph), {
+    const consumed = opts.consumeWeights ? takeWeights(graph, weights) : undefined;
+    const model = serializeModelExternal(graph);
+    const session = await createSession(model, {
       threads: opts.threads,
       device: opts.device ?? "cpu",
       onFallback: opts.onFallback,
       spinning: opts.spinning,
       label: `the ${config.architecture} decoder`,
     });
+    // ORT has its own copies now; free the graph's (transposed) matrices at once, not at the next
+    // collection.
+    if (consumed) { for (const e of model.externalData) detach(e.data.buffer); }
     return new DecoderRuntime(config, session);
   }
 

@@ -4,6 +4,7 @@
  * data_offsets: [begin, end]}, "__metadata__"?: {…}}, then the raw little-endian data.
  */
 import { ArpoError } from "../errors.ts";
+import { readWhole } from "../store/files.ts";
 
 export interface F32Tensor {
   shape: number[];
@@ -131,7 +132,7 @@ export function safetensorsParts(
 
 export type ReadFile = (path: string) => Promise<Uint8Array>;
 
-export const defaultReadFile: ReadFile = (path) => Deno.readFile(path);
+export const defaultReadFile: ReadFile = (path) => readWhole(path);
 
 /** Bytes per element of each dtype as stored and, read, as F32: what loading a file costs. */
 export interface SafetensorsSize {

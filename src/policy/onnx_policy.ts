@@ -134,7 +134,9 @@ export class OnnxPolicy implements Policy {
   ): Promise<OnnxPolicy> {
     OnnxPolicy.#checkTokenizer(model, tokenizer);
     const runtime = await DecoderRuntime.create(model.config, model.weights, opts);
-    return new OnnxPolicy(model, tokenizer, runtime, opts);
+    // Consumed weights are gone (their buffers detached): the policy's model has none.
+    const kept = opts.consumeWeights ? { ...model, weights: new Map() } : model;
+    return new OnnxPolicy(kept, tokenizer, runtime, opts);
   }
 
   get device(): string {

@@ -58,13 +58,13 @@ export async function archiveModel(
 ): Promise<Record<string, string>> {
   await checkModelPath(path, where);
   const info = await Deno.stat(path);
-  if (info.isFile) return { "": await store.putBytes(await Deno.readFile(path)) };
+  if (info.isFile) return { "": await store.putFile(path) };
   const paths: string[] = [];
   await walk(path, paths);
   if (!paths.length) throw modelMissing(where, `the model directory ${path} holds no files`);
   const files: Record<string, string> = {};
   for (const p of paths) {
-    files[relative(path, p).split(sep).join("/")] = await store.putBytes(await Deno.readFile(p));
+    files[relative(path, p).split(sep).join("/")] = await store.putFile(p);
   }
   return files;
 }

@@ -32,11 +32,13 @@ export const defaultPolicyFactory: PolicyFactory = async (input) => {
   // `session: "none"` (a training stage): the weights and tokenizer, no inference session.
   const weightsOnly = request.session === "none";
   if (w === undefined && !weightsOnly) {
+    // Stages that ask for a session only generate and score: it takes the weights' memory.
     return await loadPolicy(config, {
       baseDir: input.baseDir,
       ...runtime,
       seed: manifest.seed,
       tokenizer,
+      consumeWeights: true,
     });
   }
   const loaded = tokenizer === "optional"
@@ -53,7 +55,10 @@ export const defaultPolicyFactory: PolicyFactory = async (input) => {
     digest: weightsDigest(model.config, weights),
   };
   if (weightsOnly) return OnnxPolicy.weightsOnly(checkpoint, loaded.tokenizer);
-  return await OnnxPolicy.create(checkpoint, loaded.tokenizer, runtime);
+  return await OnnxPolicy.create(checkpoint, loaded.tokenizer, {
+    ...runtime,
+    consumeWeights: true,
+  });
 };
 
 /** The server backend: replaying the stage's recording when there is one, else connected. */

@@ -52,6 +52,7 @@ export async function loadTarget(
       baseDir: Deno.cwd(),
       threads: opts.threads,
       device: opts.device,
+      consumeWeights: true,
     });
     name = dir.split("/").filter(Boolean).at(-1) ?? "model";
   } else {

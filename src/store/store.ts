@@ -12,6 +12,7 @@ import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import { ArpoError } from "../errors.ts";
 import { canonicalJson } from "./canonical.ts";
+import { hashFile, readWhole } from "./files.ts";
 import { DIGEST_RE, sha256 } from "./hash.ts";
 
 export const STORE_ENV = "ARPO_STORE";
@@ -24,11 +25,17 @@ export function storeDir(flag?: string): string {
 
 let tmpCounter = 0;
 
-/** Write `bytes` to `path` atomically: temp file in `tmpDir`, fsync, rename. */
+/**
+ * What `atomicWrite` writes: bytes, pieces written one after another, or the bytes of a file
+ * copied a chunk at a time and checked against the sha256 they were stored under.
+ */
+export type WriteSource = Uint8Array | readonly Uint8Array[] | { copyOf: string; sha256: string };
+
+/** Write `source` to `path` atomically: temp file in `tmpDir`, fsync, rename. */
 export async function atomicWrite(
   tmpDir: string,
   path: string,
-  bytes: Uint8Array | readonly Uint8Array[],
+  source: WriteSource,
   mode = 0o644,
 ): Promise<void> {
   await Deno.mkdir(tmpDir, { recursive: true });
@@ -39,15 +46,21 @@ export async function atomicWrite(
     `${Deno.pid}-${++tmpCounter}-${crypto.randomUUID().slice(0, 8)}.tmp`,
   );
   const f = await Deno.open(tmp, { write: true, createNew: true, mode });
+  const writeAll = async (part: Uint8Array) => {
+    let off = 0;
+    while (off < part.length) off += await f.write(part.subarray(off));
+  };
   try {
-    for (const part of bytes instanceof Uint8Array ? [bytes] : bytes) {
-      let off = 0;
-      while (off < part.length) off += await f.write(part.subarray(off));
-    }
+    if (source instanceof Uint8Array) await writeAll(source);
+    else if (Array.isArray(source)) { for (const part of source) await writeAll(part); }
+    else await copyChecked(source as { copyOf: string; sha256: string }, writeAll);
     await f.sync();
-  } finally {
+  } catch (e) {
     f.close();
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
   }
+  f.close();
   try {
     await Deno.rename(tmp, path);
   } catch (e) {
@@ -56,17 +69,25 @@ export async function atomicWrite(
   }
 }
 
-/** sha256 of a file, read a chunk at a time (objects can be larger than memory would hold). */
-async function hashFile(path: string): Promise<string> {
+/** Copy a file through `write`, hashing as it goes; a file that changed meanwhile is an error. */
+async function copyChecked(
+  src: { copyOf: string; sha256: string },
+  write: (part: Uint8Array) => Promise<void>,
+): Promise<void> {
   const h = createHash("sha256");
-  const f = await Deno.open(path, { read: true });
+  const f = await Deno.open(src.copyOf, { read: true });
   try {
     const buf = new Uint8Array(8 << 20);
-    for (let n; (n = await f.read(buf)) !== null;) h.update(buf.subarray(0, n));
+    for (let n; (n = await f.read(buf)) !== null;) {
+      h.update(buf.subarray(0, n));
+      await write(buf.subarray(0, n));
+    }
   } finally {
     f.close();
   }
-  return h.digest("hex");
+  if (h.digest("hex") !== src.sha256) {
+    throw new ArpoError(`${src.copyOf} changed while it was being stored; nothing was stored`);
+  }
 }
 
 export class Store {
@@ -104,10 +125,23 @@ export class Store {
    * Store the concatenation of `parts` (as putBytes does) without building it: a checkpoint's
    * tensors go to disk from the trainer's own buffers.
    */
-  async putParts(parts: readonly Uint8Array[]): Promise<string> {
+  putParts(parts: readonly Uint8Array[]): Promise<string> {
     const h = createHash("sha256");
     for (const p of parts) h.update(p);
-    const digest = h.digest("hex");
+    return this.#place(h.digest("hex"), parts);
+  }
+
+  /**
+   * Store a file's bytes (as putBytes would) a chunk at a time: memory stays flat with its size
+   * (a model's weights when a run archives its model).
+   */
+  async putFile(path: string): Promise<string> {
+    const sha = await hashFile(path);
+    return await this.#place(sha, { copyOf: path, sha256: sha });
+  }
+
+  /** Write the object `digest` from `source` unless an intact copy is there. */
+  async #place(digest: string, source: WriteSource): Promise<string> {
     const state = await this.check(digest);
     if (state === "ok") return digest;
     const path = this.objectPath(digest);
@@ -118,7 +152,7 @@ export class Store {
     await Deno.mkdir(join(path, ".."), { recursive: true });
     // Objects are immutable: read-only guards against accidental edits (not against tampering,
     // which reads detect).
-    await atomicWrite(this.tmpDir, path, parts, 0o444);
+    await atomicWrite(this.tmpDir, path, source, 0o444);
     return digest;
   }
 
@@ -136,7 +170,7 @@ export class Store {
     }
     let bytes: Uint8Array;
     try {
-      bytes = await Deno.readFile(this.objectPath(digest));
+      bytes = await readWhole(this.objectPath(digest));
     } catch (e) {
       if (e instanceof Deno.errors.NotFound) {
         throw new ArpoError(

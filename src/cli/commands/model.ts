@@ -144,7 +144,11 @@ export async function run(args: string[]): Promise<number> {
   const generation = await readGenerationConfig(dir);
   const tokenizer = await dirTokenizer(model, generation);
   if (sub === "info") return runInfo(model, tokenizer, generation, values);
-  const policy = await OnnxPolicy.create(model, tokenizer, { threads, device });
+  const policy = await OnnxPolicy.create(model, tokenizer, {
+    threads,
+    device,
+    consumeWeights: true,
+  });
   try {
     if (sub === "logits") return await runLogits(policy, tokenizer, values);
     return await runGenerate(policy, tokenizer, generation, values);
