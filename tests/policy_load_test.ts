@@ -1,7 +1,7 @@
 /** loadPolicy: model directories and `init:` policies, file tracking, and bad input. */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { loadPolicy, loadPolicyModel } from "../src/policy/load.ts";
+import { loadPolicy, loadPolicyArchitecture, loadPolicyModel } from "../src/policy/load.ts";
 import { OnnxPolicy } from "../src/policy/onnx_policy.ts";
 import { policyInitSchema } from "../src/manifest/policy.ts";
 import { saveModel } from "../src/model/load.ts";
@@ -146,6 +146,32 @@ Deno.test("weights-only policy (training stages): the model and tokenizer, no se
       await p.dispose(); // a second release is a no-op, as for a policy with a session
       await full.dispose();
     }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("loadPolicyArchitecture: the config and tokenizer of a directory, no weight file read", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    await copyFixture("tiny-qwen3", join(tmp, "q3"));
+    const read: string[] = [];
+    const arch = await loadPolicyArchitecture({ model: "q3" }, {
+      baseDir: tmp,
+      readFile: (path) => {
+        read.push(path.slice(tmp.length + 1));
+        return Deno.readFile(path);
+      },
+    });
+    assert.deepEqual(read.sort(), [
+      "q3/config.json",
+      "q3/tokenizer.json",
+      "q3/tokenizer_config.json",
+    ]);
+    const { model, tokenizer } = await loadPolicyModel({ model: "q3" }, { baseDir: tmp });
+    assert.deepEqual(arch.config, model.config);
+    assert.equal(arch.tokenizer.vocabSize, tokenizer.vocabSize);
+    assert.equal(arch.dir, join(tmp, "q3"));
   } finally {
     await Deno.remove(tmp, { recursive: true });
   }

@@ -68,11 +68,11 @@ export async function checkModelDir(dir: string, requireTokenizer = true): Promi
   }
 }
 
-/** Read config.json + weights of a model directory (the tokenizer is loaded separately). */
-export async function loadModelDir(
+/** Check a model directory (checkModelDir) and read its config.json; no weights are read. */
+export async function readModelConfig(
   dir: string,
   opts: { readFile?: ReadFile; requireTokenizer?: boolean } = {},
-): Promise<DecoderModel> {
+): Promise<DecoderConfig> {
   const readFile = opts.readFile ?? defaultReadFile;
   await checkModelDir(dir, opts.requireTokenizer ?? true);
   const cfgPath = join(dir, "config.json");
@@ -83,7 +83,19 @@ export async function loadModelDir(
     if (e instanceof ArpoError) throw e;
     throw new ArpoError(`${cfgPath} is not valid JSON: ${describeError(e)}`, { cause: e });
   }
-  const config = parseHfConfig(raw, cfgPath);
+  return parseHfConfig(raw, cfgPath);
+}
+
+/**
+ * Read config.json + weights of a model directory (the tokenizer is loaded separately); with
+ * `config`, the directory was checked and its config read already (readModelConfig).
+ */
+export async function loadModelDir(
+  dir: string,
+  opts: { readFile?: ReadFile; requireTokenizer?: boolean; config?: DecoderConfig } = {},
+): Promise<DecoderModel> {
+  const readFile = opts.readFile ?? defaultReadFile;
+  const config = opts.config ?? await readModelConfig(dir, opts);
   await checkMemory(dir); // before minutes of reading weights that cannot fit
   const tensors = await readModelWeights(dir, readFile);
   const weights = validateWeights(config, tensors, `${dir} (weights vs config.json)`);

@@ -13,6 +13,7 @@ import {
   initModel,
   loadModelDir,
   MODEL_FILES,
+  readModelConfig,
 } from "../model/load.ts";
 import { defaultReadFile, type ReadFile } from "../model/safetensors.ts";
 import { loadTokenizer, type Tokenizer, type TokenizerLike } from "../model/tokenizer.ts";
@@ -108,6 +109,36 @@ export interface PolicyModelOptions {
 }
 
 /**
+ * The architecture and tokenizer a `policy:` section describes, without its weights (for weights
+ * that come from elsewhere: a training checkpoint); `tokenizer` as in loadPolicyModel.
+ */
+export async function loadPolicyArchitecture(
+  config: PolicyConfig,
+  opts: PolicyModelOptions & { tokenizer?: "required" | "optional" },
+): Promise<{ config: DecoderConfig; tokenizer: TokenizerLike; dir?: string }> {
+  const dir = resolveModelDir(config, opts.baseDir);
+  if (dir !== undefined) {
+    const readFile = opts.readFile ?? defaultReadFile;
+    const idsOnly = opts.tokenizer === "optional" && !(await hasTokenizer(dir));
+    const c = await readModelConfig(dir, { readFile, requireTokenizer: !idsOnly });
+    if (idsOnly) {
+      // EOS as `model generate` takes it without a tokenizer: config.json and generation_config.
+      const gen = await readGenerationConfig(dir);
+      const eos = [...new Set([...c.eosTokenIds, ...(gen.eosTokenIds ?? [])])];
+      return { config: c, tokenizer: new TokenIdsOnly(c.vocabSize, eos, dir, c.bosTokenId), dir };
+    }
+    // The tokenizer reads its own files; pass them through readFile too so they are tracked.
+    for (const f of ["tokenizer.json", "tokenizer_config.json"]) {
+      if (opts.readFile) await readFile(join(dir, f));
+    }
+    return { config: c, tokenizer: await loadTokenizer(dir), dir };
+  }
+  if (!("init" in config)) throw new ArpoError(`policy: neither 'model' nor 'init' is given`);
+  const tokenizer = await initTokenizer(config.init);
+  return { config: initConfig(config.init, tokenizer), tokenizer };
+}
+
+/**
  * The in-memory model and tokenizer a `policy:` section describes (no session yet); with
  * `tokenizer: "optional"`, a directory without tokenizer.json gives token ids only.
  */
@@ -123,29 +154,11 @@ export async function loadPolicyModel(
   config: PolicyConfig,
   opts: PolicyModelOptions & { tokenizer?: "required" | "optional" },
 ): Promise<{ model: DecoderModel; tokenizer: TokenizerLike }> {
-  const dir = resolveModelDir(config, opts.baseDir);
-  if (dir !== undefined) {
-    const readFile = opts.readFile ?? defaultReadFile;
-    if (opts.tokenizer === "optional" && !(await hasTokenizer(dir))) {
-      const model = await loadModelDir(dir, { readFile, requireTokenizer: false });
-      // EOS as `model generate` takes it without a tokenizer: config.json and generation_config.
-      const gen = await readGenerationConfig(dir);
-      const c = model.config;
-      const eos = [...new Set([...c.eosTokenIds, ...(gen.eosTokenIds ?? [])])];
-      return { model, tokenizer: new TokenIdsOnly(c.vocabSize, eos, dir, c.bosTokenId) };
-    }
-    const model = await loadModelDir(dir, { readFile });
-    // The tokenizer reads its own files; pass them through readFile too so they are tracked.
-    for (const f of ["tokenizer.json", "tokenizer_config.json"]) {
-      if (opts.readFile) await readFile(join(dir, f));
-    }
-    const tokenizer = await loadTokenizer(dir);
-    return { model, tokenizer };
-  }
-  if (!("init" in config)) throw new ArpoError(`policy: neither 'model' nor 'init' is given`);
-  const tokenizer = await initTokenizer(config.init);
-  const model = initModel(initConfig(config.init, tokenizer), opts.seed ?? 0);
-  return { model, tokenizer };
+  const arch = await loadPolicyArchitecture(config, opts);
+  const model = arch.dir !== undefined
+    ? await loadModelDir(arch.dir, { readFile: opts.readFile, config: arch.config })
+    : initModel(arch.config, opts.seed ?? 0);
+  return { model, tokenizer: arch.tokenizer };
 }
 
 export async function loadPolicy(

@@ -13,7 +13,7 @@ import type { PolicyServer } from "../manifest/policy.ts";
 import { parseSafetensors } from "../model/safetensors.ts";
 import { loadTokenizer, type Tokenizer } from "../model/tokenizer.ts";
 import { validateWeights, weightsDigest } from "../model/weights.ts";
-import { loadPolicy, loadPolicyModel } from "../policy/load.ts";
+import { loadPolicy, loadPolicyArchitecture, loadPolicyModel } from "../policy/load.ts";
 import { OnnxPolicy } from "../policy/onnx_policy.ts";
 import { publishedTokenizer, ServerPolicy, tokenizerFromFiles } from "../policy/server_policy.ts";
 import { ResponseLog } from "../policy/server_record.ts";
@@ -41,21 +41,21 @@ export const defaultPolicyFactory: PolicyFactory = async (input) => {
       consumeWeights: true,
     });
   }
-  const loaded = tokenizer === "optional"
-    ? await loadPolicyModel(config, { baseDir: input.baseDir, seed: manifest.seed, tokenizer })
-    : await loadPolicyModel(config, { baseDir: input.baseDir, seed: manifest.seed });
-  const { model } = loaded;
-  if (w === undefined) return OnnxPolicy.weightsOnly(model, loaded.tokenizer);
+  const from = { baseDir: input.baseDir, seed: manifest.seed };
+  if (w === undefined) {
+    const loaded = tokenizer === "optional"
+      ? await loadPolicyModel(config, { ...from, tokenizer })
+      : await loadPolicyModel(config, from);
+    return OnnxPolicy.weightsOnly(loaded.model, loaded.tokenizer);
+  }
+  // Checkpoint weights: the policy's architecture and tokenizer, not its own weights.
+  const arch = await loadPolicyArchitecture(config, { ...from, tokenizer });
   const where = `checkpoint weights ${w.slice(0, 12)}`;
   const bytes = await input.store.getBytes(w);
-  const weights = validateWeights(model.config, parseSafetensors(bytes, where), where);
-  const checkpoint = {
-    config: model.config,
-    weights,
-    digest: weightsDigest(model.config, weights),
-  };
-  if (weightsOnly) return OnnxPolicy.weightsOnly(checkpoint, loaded.tokenizer);
-  return await OnnxPolicy.create(checkpoint, loaded.tokenizer, {
+  const weights = validateWeights(arch.config, parseSafetensors(bytes, where), where);
+  const checkpoint = { config: arch.config, weights, digest: weightsDigest(arch.config, weights) };
+  if (weightsOnly) return OnnxPolicy.weightsOnly(checkpoint, arch.tokenizer);
+  return await OnnxPolicy.create(checkpoint, arch.tokenizer, {
     ...runtime,
     consumeWeights: true,
   });
