@@ -171,8 +171,16 @@ Deno.test("a model that cannot fit is refused before its weights are read, with 
   try {
     await saveModel(initModel(CFG, 5), dir);
     const est = await estimateLoadMemory(dir);
-    const f32 = [...initModel(CFG, 5).weights.values()].reduce((a, t) => a + t.data.byteLength, 0);
+    const ts = [...initModel(CFG, 5).weights.values()];
+    const f32 = ts.reduce((a, t) => a + t.data.byteLength, 0);
+    const largest = Math.max(...ts.map((t) => t.data.byteLength));
     assert.equal(est.weightBytes, f32);
+    // Kept weights: 3 copies + 2 of the largest tensor; consumed: 2 + 2.5 (memory.ts LOAD_PEAK).
+    assert.equal(est.peakBytes, 3 * f32 + 2 * largest + 2 ** 29);
+    const consumed = await estimateLoadMemory(dir, "consumed");
+    assert.equal(consumed.peakBytes, 2 * f32 + 2.5 * largest + 2 ** 29);
+    await checkMemory(dir, consumed.peakBytes, "consumed");
+    await assert.rejects(() => checkMemory(dir, consumed.peakBytes, "kept"), /will not fit/);
     await checkMemory(dir, est.peakBytes); // exactly enough: accepted
     await assert.rejects(
       () => checkMemory(dir, est.peakBytes - 1),

@@ -92,11 +92,18 @@ export async function readModelConfig(
  */
 export async function loadModelDir(
   dir: string,
-  opts: { readFile?: ReadFile; requireTokenizer?: boolean; config?: DecoderConfig } = {},
+  opts: {
+    readFile?: ReadFile;
+    requireTokenizer?: boolean;
+    config?: DecoderConfig;
+    /** The weights go to a session that consumes them: the memory check's estimate (memory.ts). */
+    consumeWeights?: boolean;
+  } = {},
 ): Promise<DecoderModel> {
   const readFile = opts.readFile ?? defaultReadFile;
   const config = opts.config ?? await readModelConfig(dir, opts);
-  await checkMemory(dir); // before minutes of reading weights that cannot fit
+  // Before minutes of reading weights that cannot fit.
+  await checkMemory(dir, undefined, opts.consumeWeights ? "consumed" : "kept");
   const tensors = await readModelWeights(dir, readFile);
   const weights = validateWeights(config, tensors, `${dir} (weights vs config.json)`);
   return { config, weights, digest: weightsDigest(config, weights), dir };

@@ -7,19 +7,24 @@ import { ArpoError } from "../errors.ts";
 import { safetensorsSize, weightFiles } from "./safetensors.ts";
 
 /**
- * Copies of the F32 weights alive at the peak of loading a model for inference: the weights as
- * read (HF layout, kept for digests and training), the decoder graph's transposed matrices and
- * ONNX Runtime's copy of them, which it replaces tensor by tensor with packed GEMM matrices.
+ * Copies of the F32 weights, and of the largest tensor on top of them, alive at the peak of
+ * loading a model for inference (the largest is the embedding: tied, it is also the LM head, packed
+ * while its copy lives). `kept`: the weights as read stay (training, a library caller), next to the
+ * decoder graph's transposed matrices and ONNX Runtime's copy, which it replaces tensor by tensor
+ * with packed GEMM matrices. `consumed` (`consumeWeights`: the runner's inference policies, `arpo
+ * model`, `arpo serve`): the weights are freed once the graph holds its matrices. Measured peaks
+ * (docs/PERFORMANCE.md), kept / consumed: Qwen2.5-0.5B 6.3 / 4.4 GiB, Qwen3-0.6B 8.0 / 5.8 GiB,
+ * Qwen2.5-1.5B 18.5 / 12.8 GiB; these estimates give 7.0 / 5.4, 8.3 / 6.4 and 19.5 / 14.2 GiB.
  */
-export const LOAD_PEAK_COPIES = 3;
-/**
- * Copies of the largest tensor on top of that (the embedding: tied, it is also the LM head, which
- * is packed while its copy lives). Measured peaks, docs/PERFORMANCE.md: Qwen2.5-0.5B 6.3 GiB,
- * Qwen3-0.6B 8.0 GiB, Qwen2.5-1.5B 18.5 GiB; this estimate gives 7.0, 8.3 and 19.5 GiB.
- */
-export const LOAD_PEAK_LARGEST = 2;
+export const LOAD_PEAK = {
+  kept: { copies: 3, largest: 2 },
+  consumed: { copies: 2, largest: 2.5 },
+} as const;
 /** Runtime, tokenizer and activations on top of the weights. */
 const OVERHEAD_BYTES = 512 * 2 ** 20;
+
+/** Whether the load's session takes the weights' memory (RuntimeOptions.consumeWeights). */
+export type LoadUse = keyof typeof LOAD_PEAK;
 
 export interface MemoryEstimate {
   /** F32 bytes of the weights. */
@@ -29,7 +34,10 @@ export interface MemoryEstimate {
 }
 
 /** The estimate for a model directory from its safetensors headers alone. */
-export async function estimateLoadMemory(dir: string): Promise<MemoryEstimate> {
+export async function estimateLoadMemory(
+  dir: string,
+  use: LoadUse = "kept",
+): Promise<MemoryEstimate> {
   let f32 = 0, converted = 0, largest = 0;
   for (const file of await weightFiles(dir)) {
     const s = await safetensorsSize(file);
@@ -37,10 +45,11 @@ export async function estimateLoadMemory(dir: string): Promise<MemoryEstimate> {
     converted += s.convertedFileBytes;
     largest = Math.max(largest, s.largestF32Bytes);
   }
+  const k = LOAD_PEAK[use];
   // BF16/F16 files are read into a buffer and converted: that buffer is alive while converting.
   return {
     weightBytes: f32,
-    peakBytes: LOAD_PEAK_COPIES * f32 + LOAD_PEAK_LARGEST * largest + converted + OVERHEAD_BYTES,
+    peakBytes: k.copies * f32 + k.largest * largest + converted + OVERHEAD_BYTES,
   };
 }
 
@@ -60,16 +69,21 @@ const gb = (b: number) => `${(b / 1e9).toFixed(1)} GB`;
  * Refuse a model whose estimated peak exceeds the available memory. `ARPO_SKIP_MEMORY_CHECK=1`
  * tries anyway (the estimate is an upper bound for models whose weights are partly unused).
  */
-export async function checkMemory(dir: string, available?: number | null): Promise<void> {
+export async function checkMemory(
+  dir: string,
+  available?: number | null,
+  use: LoadUse = "kept",
+): Promise<void> {
   if (Deno.env.get("ARPO_SKIP_MEMORY_CHECK") === "1") return;
   const avail = available === undefined ? await availableMemory() : available;
   if (avail === null) return;
-  const est = await estimateLoadMemory(dir);
+  const est = await estimateLoadMemory(dir, use);
   if (est.peakBytes <= avail) return;
+  const k = LOAD_PEAK[use];
   throw new ArpoError(
     `model directory ${dir} will not fit in memory: its weights take ${gb(est.weightBytes)} as ` +
-      `float32 and loading needs about ${gb(est.peakBytes)} at its peak (${LOAD_PEAK_COPIES} ` +
-      `copies of the weights and ${LOAD_PEAK_LARGEST} more of the largest tensor while ONNX ` +
+      `float32 and loading needs about ${gb(est.peakBytes)} at its peak (${k.copies} ` +
+      `copies of the weights and ${k.largest} more of the largest tensor while ONNX ` +
       `Runtime builds its session, plus runtime), but only ` +
       `${gb(avail)} is available (MemAvailable in /proc/meminfo). Free memory, use a smaller ` +
       `model, or set ARPO_SKIP_MEMORY_CHECK=1 to try anyway.`,

@@ -106,6 +106,8 @@ export interface PolicyModelOptions {
   baseDir: string;
   readFile?: ReadFile;
   seed?: number | string;
+  /** The model goes to a session that consumes its weights (sizes the memory check). */
+  consumeWeights?: boolean;
 }
 
 /**
@@ -156,7 +158,11 @@ export async function loadPolicyModel(
 ): Promise<{ model: DecoderModel; tokenizer: TokenizerLike }> {
   const arch = await loadPolicyArchitecture(config, opts);
   const model = arch.dir !== undefined
-    ? await loadModelDir(arch.dir, { readFile: opts.readFile, config: arch.config })
+    ? await loadModelDir(arch.dir, {
+      readFile: opts.readFile,
+      config: arch.config,
+      consumeWeights: opts.consumeWeights,
+    })
     : initModel(arch.config, opts.seed ?? 0);
   return { model, tokenizer: arch.tokenizer };
 }

@@ -140,7 +140,8 @@ export async function run(args: string[]): Promise<number> {
   checkSubFlags(sub, values);
   const { device, threads } = runtimeFlags(values);
   if (sub === "prompt") return await runPrompt(await needTokenizer(dir, "model prompt"), values);
-  const model = await loadModelDir(dir, { requireTokenizer: false });
+  // Every subcommand past this line gives the weights to its session (or reads them only).
+  const model = await loadModelDir(dir, { requireTokenizer: false, consumeWeights: true });
   const generation = await readGenerationConfig(dir);
   const tokenizer = await dirTokenizer(model, generation);
   if (sub === "info") return runInfo(model, tokenizer, generation, values);
