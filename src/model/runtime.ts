@@ -84,18 +84,17 @@ function detach(b: ArrayBufferLike): void {
 }
 
 /**
- * Give the graph its own copies of the initializers that are still views of `weights` (norms,
- * biases, untied tables), then free the weights' buffers: the graph holds all ORT will read.
+ * Give the graph its own copies of the initializers that are still views of the weights' buffers
+ * (`theirs`: norms, biases, untied tables), then free those buffers: the graph holds all ORT will
+ * read.
  */
-function takeWeights(graph: Graph, weights: TensorMap): true {
-  const theirs = new Set<ArrayBufferLike>([...weights.values()].map((t) => t.data.buffer));
+function takeWeights(graph: Graph, theirs: ReadonlySet<ArrayBufferLike>): void {
   for (const [id, t] of graph.initializers) {
     if (t.data.buffer && theirs.has(t.data.buffer)) {
       graph.initializers.set(id, { ...t, data: t.data.slice() } as TensorData);
     }
   }
   for (const b of theirs) detach(b);
-  return true;
 }
 
 export class DecoderRuntime {
@@ -127,7 +126,8 @@ export class DecoderRuntime {
     // 2 GB limit and no copy of the weights inside it. ORT copies them into its own buffers, so
     // the graph (and its transposed matrices) can be collected once the session exists.
     const { graph } = buildDecoderGraph(config, weights, { samplingHead: true });
-    const consumed = opts.consumeWeights ? takeWeights(graph, weights) : undefined;
+    const theirs = new Set<ArrayBufferLike>([...weights.values()].map((t) => t.data.buffer));
+    if (opts.consumeWeights) takeWeights(graph, theirs);
     const model = serializeModelExternal(graph);
     const session = await createSession(model, {
       threads: opts.threads,
@@ -136,9 +136,10 @@ export class DecoderRuntime {
       spinning: opts.spinning,
       label: `the ${config.architecture} decoder`,
     });
-    // ORT has its own copies now; free the graph's (transposed) matrices at once, not at the next
-    // collection.
-    if (consumed) { for (const e of model.externalData) detach(e.data.buffer); }
+    // ORT has its own copies now: free the graph's own (transposed) matrices at once, not at the
+    // next collection (an rl stage builds a rollout session per step). The weights' buffers are
+    // the caller's unless consumed (then already freed).
+    for (const e of model.externalData) if (!theirs.has(e.data.buffer)) detach(e.data.buffer);
     return new DecoderRuntime(config, session);
   }
 
