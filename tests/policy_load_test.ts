@@ -18,19 +18,30 @@ async function copyFixture(name: string, into: string): Promise<void> {
   await saveTokenizer(new ByteTokenizer(), into);
 }
 
+/** A readFile that records each path read, relative to `root`. */
+function trackedReads(
+  root: string,
+): { read: string[]; readFile: (path: string) => Promise<Uint8Array> } {
+  const read: string[] = [];
+  return {
+    read,
+    readFile: (path) => {
+      read.push(path.slice(root.length + 1));
+      return Deno.readFile(path);
+    },
+  };
+}
+
 Deno.test("loadPolicy: a model directory relative to the manifest, with every file read tracked", async () => {
   const tmp = await Deno.makeTempDir();
   try {
     await copyFixture("tiny-qwen3", join(tmp, "models", "q3"));
-    const read: string[] = [];
+    const { read, readFile } = trackedReads(tmp);
     const p = await loadPolicy({ model: "models/q3" }, {
       baseDir: tmp,
       threads: 1,
       device: "cpu",
-      readFile: (path) => {
-        read.push(path.slice(tmp.length + 1));
-        return Deno.readFile(path);
-      },
+      readFile,
     });
     try {
       assert.equal(p.device, "cpu");
@@ -155,14 +166,8 @@ Deno.test("loadPolicyArchitecture: the config and tokenizer of a directory, no w
   const tmp = await Deno.makeTempDir();
   try {
     await copyFixture("tiny-qwen3", join(tmp, "q3"));
-    const read: string[] = [];
-    const arch = await loadPolicyArchitecture({ model: "q3" }, {
-      baseDir: tmp,
-      readFile: (path) => {
-        read.push(path.slice(tmp.length + 1));
-        return Deno.readFile(path);
-      },
-    });
+    const { read, readFile } = trackedReads(tmp);
+    const arch = await loadPolicyArchitecture({ model: "q3" }, { baseDir: tmp, readFile });
     assert.deepEqual(read.sort(), [
       "q3/config.json",
       "q3/tokenizer.json",

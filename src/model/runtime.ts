@@ -73,7 +73,7 @@ export interface RuntimeOptions {
    * The session may take the weights' memory: the buffers behind `weights` are freed (detached)
    * once the graph holds what it needs of them, before ONNX Runtime builds its session, and the
    * graph's own matrices once it has. For a caller that loaded the weights for this session only;
-   * the map is unusable afterwards. Peak memory of a load: ~2.3× the weights instead of ~3.4×.
+   * the map is unusable afterwards. Peak memory of a load: 2.2–2.6× the weights instead of 3.2–3.6×.
    */
   consumeWeights?: boolean;
 }
@@ -124,7 +124,7 @@ export class DecoderRuntime {
   ): Promise<DecoderRuntime> {
     // Weights go to ORT as external data from memory: the protobuf holds none of them, so no
     // 2 GB limit and no copy of the weights inside it. ORT copies them into its own buffers, so
-    // the graph (and its transposed matrices) can be collected once the session exists.
+    // the graph's own (transposed) matrices are freed once the session exists (below).
     const { graph } = buildDecoderGraph(config, weights, { samplingHead: true });
     const theirs = new Set<ArrayBufferLike>([...weights.values()].map((t) => t.data.buffer));
     if (opts.consumeWeights) takeWeights(graph, theirs);

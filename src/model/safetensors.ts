@@ -4,6 +4,7 @@
  * data_offsets: [begin, end]}, "__metadata__"?: {…}}, then the raw little-endian data.
  */
 import { ArpoError } from "../errors.ts";
+import { concatBytes } from "../store/bytes.ts";
 import { readWhole } from "../store/files.ts";
 
 export interface F32Tensor {
@@ -87,14 +88,7 @@ export function serializeSafetensors(
   tensors: TensorMap,
   metadata?: Record<string, string>,
 ): Uint8Array {
-  const parts = safetensorsParts(tensors, metadata);
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.byteLength, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.byteLength;
-  }
-  return out;
+  return concatBytes(safetensorsParts(tensors, metadata));
 }
 
 /**

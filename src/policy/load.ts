@@ -39,8 +39,8 @@ export interface LoadPolicyOptions {
   tokenizer?: "required" | "optional";
   /**
    * The session takes the memory of the weights it was loaded for (RuntimeOptions
-   * .consumeWeights): a load peaks at ~2.4× the weights instead of ~3.4× and keeps ~1.4×, and
-   * the policy's `model.weights` is empty. For callers that only generate and score.
+   * .consumeWeights): a load peaks at 2.2–2.6× the weights instead of 3.2–3.6× and keeps
+   * 1.2–1.6×, and the policy's `model.weights` is empty. For callers that only generate and score.
    */
   consumeWeights?: boolean;
 }

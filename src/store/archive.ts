@@ -22,44 +22,8 @@ import {
 } from "./records.ts";
 import { canonicalJson } from "./canonical.ts";
 import { recordFieldProblem } from "./record_check.ts";
+import { fileChunks } from "./files.ts";
 import type { Store } from "./store.ts";
-
-const CHUNK = 1 << 20;
-
-/** A file's bytes as chunks, fed to `hash` as they are read. */
-async function* fileChunks(
-  f: Deno.FsFile,
-  hash: ReturnType<typeof createHash>,
-): AsyncGenerator<Uint8Array> {
-  while (true) {
-    const buf = new Uint8Array(CHUNK);
-    const n = await f.read(buf);
-    if (n === null) return;
-    const c = buf.subarray(0, n);
-    hash.update(c);
-    yield c;
-  }
-}
-
-/** "ok", "missing" or "damaged", hashing the object file in chunks (objects may be GBs). */
-async function objectState(store: Store, digest: string): Promise<"ok" | "missing" | "damaged"> {
-  const path = store.objectPath(digest);
-  let f: Deno.FsFile;
-  try {
-    if (!(await Deno.lstat(path)).isFile) return "damaged";
-    f = await Deno.open(path, { read: true });
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return "missing";
-    throw e;
-  }
-  try {
-    const h = createHash("sha256");
-    for await (const _ of fileChunks(f, h)) { /* hashing */ }
-    return h.digest("hex") === digest ? "ok" : "damaged";
-  } finally {
-    f.close();
-  }
-}
 
 let tmpCounter = 0;
 /** A fresh temp path in `dir`; the name never reaches an artefact. */
@@ -244,7 +208,7 @@ async function commit(
   for (const rec of records) {
     for (const [d, what] of referencedObjects(rec)) {
       if (!DIGEST_RE.test(d)) throw new ArpoError(`${file}: run ${rec.id} names '${d}' (${what})`);
-      if (!objects.has(d) && (await objectState(store, d)) !== "ok") {
+      if (!objects.has(d) && (await store.check(d)) !== "ok") {
         throw new ArpoError(
           `${file}: run ${
             rec.id.slice(0, 12)
@@ -272,7 +236,7 @@ async function commit(
     }
   }
   for (const [digest, tmp] of objects) {
-    const state = await objectState(store, digest);
+    const state = await store.check(digest);
     if (state === "ok") continue;
     const path = store.objectPath(digest);
     // A rename cannot replace a directory (or what a link points at): clear a non-file first.

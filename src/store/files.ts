@@ -35,6 +35,35 @@ export async function readWhole(path: string): Promise<Uint8Array<ArrayBuffer>> 
 }
 
 /**
+ * A file's bytes as chunks of up to 1 MiB (each its own buffer, so a consumer may keep them),
+ * fed to `hash` as they are read.
+ *
+ * @example
+ * ```ts
+ * import { createHash } from "node:crypto";
+ * import { fileChunks } from "./files.ts";
+ * const tmp = await Deno.makeTempFile();
+ * await Deno.writeTextFile(tmp, "abc");
+ * const f = await Deno.open(tmp), h = createHash("sha256");
+ * for await (const c of fileChunks(f, h)) console.log(c.length); // 3
+ * f.close();
+ * ```
+ */
+export async function* fileChunks(
+  f: Deno.FsFile,
+  hash: ReturnType<typeof createHash>,
+): AsyncGenerator<Uint8Array> {
+  while (true) {
+    const buf = new Uint8Array(1 << 20);
+    const n = await f.read(buf);
+    if (n === null) return;
+    const c = buf.subarray(0, n);
+    hash.update(c);
+    yield c;
+  }
+}
+
+/**
  * sha256 (hex) of a file, read a chunk at a time.
  *
  * @example
@@ -49,8 +78,7 @@ export async function hashFile(path: string): Promise<string> {
   const h = createHash("sha256");
   const f = await Deno.open(path, { read: true });
   try {
-    const buf = new Uint8Array(CHUNK);
-    for (let n; (n = await f.read(buf)) !== null;) h.update(buf.subarray(0, n));
+    for await (const _ of fileChunks(f, h)) { /* hashing */ }
   } finally {
     f.close();
   }

@@ -12,7 +12,7 @@ import { createHash } from "node:crypto";
 import { join, resolve } from "node:path";
 import { ArpoError } from "../errors.ts";
 import { canonicalJson } from "./canonical.ts";
-import { hashFile, readWhole } from "./files.ts";
+import { fileChunks, hashFile, readWhole } from "./files.ts";
 import { DIGEST_RE, sha256 } from "./hash.ts";
 
 export const STORE_ENV = "ARPO_STORE";
@@ -77,11 +77,7 @@ async function copyChecked(
   const h = createHash("sha256");
   const f = await Deno.open(src.copyOf, { read: true });
   try {
-    const buf = new Uint8Array(8 << 20);
-    for (let n; (n = await f.read(buf)) !== null;) {
-      h.update(buf.subarray(0, n));
-      await write(buf.subarray(0, n));
-    }
+    for await (const c of fileChunks(f, h)) await write(c);
   } finally {
     f.close();
   }

@@ -6,6 +6,7 @@
  * `size`, as GNU and BSD tar read it. Both in memory (`writeTar`, `readTar`) and streaming
  * (`TarWriter`, `tarEntries`: one entry's contents at a time, so memory does not grow with size).
  */
+import { concatBytes } from "./bytes.ts";
 
 export interface TarEntry {
   name: string;
@@ -89,13 +90,7 @@ export function writeTar(entries: TarEntry[]): Uint8Array {
     parts.push(entryHeader(e.name, e.data.length), e.data, padding(e.data.length));
   }
   parts.push(new Uint8Array(1024));
-  const out = new Uint8Array(parts.reduce((a, p) => a + p.length, 0));
-  let off = 0;
-  for (const p of parts) {
-    out.set(p, off);
-    off += p.length;
-  }
-  return out;
+  return concatBytes(parts);
 }
 
 /**
